@@ -1,0 +1,130 @@
+"""`python -m training COMMAND`: ingest, synthetic, dcgan, export (see README for a quick-start)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, NotADirectoryError)
+
+
+def dataclass_arguments(parser: argparse.ArgumentParser, config_class, skip=()) -> None:
+    """One `--flag` per dataclass field, defaulting to None so the command knows what was given explicitly."""
+    for field in dataclasses.fields(config_class):
+        if field.name in skip:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default if field.default is not dataclasses.MISSING else None
+        kind = {"int": int, "float": float}.get(str(field.type).split(" ")[0], str)
+        parser.add_argument(flag, dest=field.name, type=kind, default=None, help=f"default: {default}")
+
+
+def explicit_values(args: argparse.Namespace, config_class) -> dict:
+    names = {field.name for field in dataclasses.fields(config_class)}
+    return {key: value for key, value in vars(args).items() if key in names and value is not None}
+
+
+def run_ingest(args) -> int:
+    from training import data
+
+    config = data.IngestConfig(
+        image_size=args.image_size, min_size=args.min_size, fit=args.fit,
+        dedupe_threshold=args.dedupe_threshold, metadata=args.metadata,
+    )
+    report = data.ingest(args.source, args.out, config, overwrite=args.overwrite)
+    print(report.summary())
+    return 0
+
+
+def run_dcgan(args) -> int:
+    from training.dcgan import DCGANConfig, DCGANTrainer
+    from training.runs import prepare_run_dir
+
+    given = explicit_values(args, DCGANConfig)
+    if not args.resume:
+        missing = [name for name in ("data", "out") if name not in given]
+        if missing:
+            raise ValueError(f"--{missing[0]} is required")
+    if args.resume and "out" not in given:
+        raise ValueError("--out is required: the run folder to resume")
+    base = DCGANConfig(**{"data": "", **given}) if args.resume else DCGANConfig(**given)
+    config = prepare_run_dir(base.out, base, resume=args.resume, explicit=set(given))
+    if args.logical_cpus:
+        from training.strategy import use_logical_cpus
+
+        use_logical_cpus(args.logical_cpus)
+    result = DCGANTrainer(config).train()
+    print(f"done: step {result['step']}, d_loss {result.get('d_loss', float('nan')):.4f}, "
+          f"g_loss {result.get('g_loss', float('nan')):.4f}; checkpoints in {config.out}")
+    return 0
+
+
+def run_export(args) -> int:
+    from training.export import export_generator
+
+    manifest = export_generator(args.run, args.out)
+    print(f"exported generator (step {manifest['generator']['steps']}) to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from training.dcgan import DCGANConfig
+
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="image folder -> TFRecord shards + dataset manifest")
+    ingest.add_argument("source", help="the artist's image folder (searched recursively)")
+    ingest.add_argument("--out", required=True, help="dataset folder to write (local or gs://)")
+    ingest.add_argument("--image-size", type=int, default=256)
+    ingest.add_argument("--min-size", type=int, default=64)
+    ingest.add_argument("--fit", choices=("crop", "pad"), default="crop")
+    ingest.add_argument("--dedupe-threshold", type=int, default=6, help="pHash Hamming distance; -1 disables")
+    ingest.add_argument("--metadata", help="CSV or JSON sidecar (default: metadata.csv/json in the folder)")
+    ingest.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
+    ingest.set_defaults(handler=run_ingest)
+
+    train = commands.add_parser("dcgan", help="train a DCGAN on an ingested dataset")
+    dataclass_arguments(train, DCGANConfig)
+    train.add_argument("--resume", action="store_true", help="continue the run in --out at its saved step")
+    train.add_argument("--logical-cpus", type=int, default=0, help="split the CPU into N devices (testing)")
+    train.set_defaults(handler=run_dcgan)
+
+    export = commands.add_parser("export", help="write a run's generator into a model bundle")
+    export.add_argument("run", help="training run folder")
+    export.add_argument("--out", required=True, help="bundle folder, e.g. assets/models/NAME")
+    export.set_defaults(handler=run_export)
+
+    synthetic = commands.add_parser("synthetic", help="generate the procedural mask collection", add_help=False)
+    synthetic.set_defaults(handler=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["synthetic"]:
+        from training import synthetic
+
+        return synthetic.main(argv[1:])
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    from training.runs import TrainingInterrupted
+
+    try:
+        return args.handler(args)
+    except TrainingInterrupted as stopped:
+        print(f"{stopped}; continue with --resume", file=sys.stderr)
+        return 128 + stopped.signum
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""DCGAN training: a custom loop under `strategy.run`, checkpointed, resumable, observable."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from models import dcgan
+from training import data
+from training.runs import (
+    CHECKPOINT_DIR,
+    StopSignals,
+    TrainingInterrupted,
+    image_grid,
+    progress_kwargs,
+    save_png,
+    to_uint8,
+)
+from training.strategy import StrategyConfig, check_global_batch, make_strategy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DCGANConfig:
+    data: str
+    out: str
+    resolution: int = 64
+    width_multiplier: float = 1.0
+    latent_dim: int = dcgan.LATENT_DIM
+    steps: int = 10_000
+    batch_size: int = 64
+    learning_rate: float = 2e-4
+    beta1: float = 0.5
+    label_smoothing: float = 0.0
+    steps_per_loop: int = 10
+    checkpoint_every: int = 500
+    sample_every: int = 500
+    log_every: int = 50
+    keep_checkpoints: int = 3
+    seed: int = 0
+    strategy: str = "auto"
+    tpu: str | None = None
+    tpu_zone: str | None = None
+    tpu_project: str | None = None
+
+    def __post_init__(self):
+        dcgan.check_resolution(self.resolution)
+        dcgan.check_width(self.width_multiplier)
+        ranges = {
+            "latent_dim": (1, 4096), "steps": (1, 10**9), "batch_size": (1, 65536), "steps_per_loop": (1, 10_000),
+            "checkpoint_every": (1, 10**9), "sample_every": (1, 10**9), "log_every": (1, 10**9),
+            "keep_checkpoints": (1, 1000),
+        }
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"{name} {value} is outside the allowed range {low}..{high}")
+        if not 0 < self.learning_rate <= 1:
+            raise ValueError(f"learning_rate {self.learning_rate} is outside the allowed range (0, 1]")
+        if not 0 <= self.beta1 < 1:
+            raise ValueError(f"beta1 {self.beta1} is outside the allowed range [0, 1)")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing {self.label_smoothing} is outside the allowed range [0, 0.5)")
+        StrategyConfig(self.strategy, self.tpu, self.tpu_zone, self.tpu_project)
+
+    @property
+    def strategy_config(self) -> StrategyConfig:
+        return StrategyConfig(self.strategy, self.tpu, self.tpu_zone, self.tpu_project)
+
+
+def sample_noise(count: int, latent_dim: int, seed: int) -> np.ndarray:
+    """The fixed noise behind every sample grid, so grids from step to step are comparable."""
+    return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
+
+
+class DCGANTrainer:
+    def __init__(self, config: DCGANConfig, strategy: tf.distribute.Strategy | None = None):
+        self.config = config
+        self.run_dir = Path(config.out)
+        self.strategy = strategy or make_strategy(config.strategy_config)
+        check_global_batch(config.batch_size, self.strategy)
+        image_size = data.load_manifest(config.data)["image_size"]
+        if image_size < config.resolution:
+            raise ValueError(
+                f"dataset {config.data} holds {image_size} px images, smaller than --resolution "
+                f"{config.resolution}; re-ingest with --image-size {config.resolution} or more"
+            )
+        with self.strategy.scope():
+            self.generator = dcgan.generator(config.resolution, config.latent_dim, config.width_multiplier)
+            self.discriminator = dcgan.discriminator(config.resolution, config.width_multiplier)
+            self.generator_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)
+            self.discriminator_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)
+            # Built now so a checkpoint restores their slots immediately rather than on first use.
+            self.generator_optimizer.build(self.generator.trainable_variables)
+            self.discriminator_optimizer.build(self.discriminator.trainable_variables, strict=True)
+            # Created in the strategy scope, the generator gives each replica its own stream.
+            self.noise = tf.random.Generator.from_seed(config.seed)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(
+            step=self.step,
+            generator=self.generator,
+            discriminator=self.discriminator,
+            generator_optimizer=self.generator_optimizer,
+            discriminator_optimizer=self.discriminator_optimizer,
+            noise=self.noise,
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.run_dir / CHECKPOINT_DIR, max_to_keep=config.keep_checkpoints
+        )
+        self.fixed_noise = sample_noise(64, config.latent_dim, config.seed + 1)
+        self.train_steps = tf.function(self.train_steps_fn)
+
+    def restore(self) -> int:
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            log.info("resumed from %s at step %d", self.manager.latest_checkpoint, int(self.step))
+        return int(self.step)
+
+    def replica_step(self, real_images):
+        """One simultaneous D and G update on this replica's share of the global batch."""
+        config = self.config
+        batch = tf.shape(real_images)[0]
+        latent = self.noise.normal([batch, config.latent_dim])
+        with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
+            fake_images = self.generator(latent, training=True)
+            real_logits = self.discriminator(real_images, training=True)
+            fake_logits = self.discriminator(fake_images, training=True)
+            real_target = tf.fill(tf.shape(real_logits), 1.0 - config.label_smoothing)
+            real_loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=real_target, logits=real_logits)
+            fake_loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(fake_logits), logits=fake_logits)
+            generator_loss = tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=tf.ones_like(fake_logits), logits=fake_logits
+            )
+            # Each replica divides by the *global* batch: the optimizer sums gradients across replicas,
+            # so the sum of these per-replica means is the mean over the whole global batch.
+            discriminator_loss = tf.nn.compute_average_loss(
+                tf.reshape(real_loss + fake_loss, [-1]), global_batch_size=config.batch_size
+            )
+            generator_loss = tf.nn.compute_average_loss(
+                tf.reshape(generator_loss, [-1]), global_batch_size=config.batch_size
+            )
+        discriminator_gradients = discriminator_tape.gradient(
+            discriminator_loss, self.discriminator.trainable_variables
+        )
+        generator_gradients = generator_tape.gradient(generator_loss, self.generator.trainable_variables)
+        self.discriminator_optimizer.apply_gradients(
+            zip(discriminator_gradients, self.discriminator.trainable_variables, strict=True)
+        )
+        self.generator_optimizer.apply_gradients(
+            zip(generator_gradients, self.generator.trainable_variables, strict=True)
+        )
+        real_score = tf.nn.compute_average_loss(
+            tf.reshape(tf.sigmoid(real_logits), [-1]), global_batch_size=config.batch_size
+        )
+        fake_score = tf.nn.compute_average_loss(
+            tf.reshape(tf.sigmoid(fake_logits), [-1]), global_batch_size=config.batch_size
+        )
+        return discriminator_loss, generator_loss, real_score, fake_score
+
+    def train_steps_fn(self, iterator, count):
+        """`count` steps in one graph call: Python overhead paid once per loop, not once per step."""
+        metrics = (tf.constant(0.0),) * 4
+        for _ in tf.range(count):
+            per_replica = self.strategy.run(self.replica_step, args=(next(iterator),))
+            metrics = tuple(
+                self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in per_replica
+            )
+        self.step.assign_add(tf.cast(count, tf.int64))
+        return metrics
+
+    def dataset(self):
+        return data.distributed_dataset(
+            self.strategy, self.config.data, self.config.resolution, self.config.batch_size, seed=self.config.seed
+        )
+
+    def samples(self) -> np.ndarray:
+        return to_uint8(self.generator(self.fixed_noise, training=False))
+
+    def save_samples(self, step: int, writer) -> Path:
+        grid = image_grid(self.samples(), columns=8)
+        path = save_png(grid, self.run_dir / "samples" / f"step_{step:08d}.png")
+        with writer.as_default():
+            tf.summary.image("samples", grid[None], step=step)
+        return path
+
+    def train(self) -> dict:
+        config = self.config
+        start = self.restore()
+        iterator = iter(self.dataset())
+        writer = tf.summary.create_file_writer(str(self.run_dir / "logs"))
+        metrics = {}
+        bar = tqdm(total=config.steps, initial=start, unit="step", desc="dcgan", **progress_kwargs())
+        step = start
+        with StopSignals() as stop, writer.as_default():
+            while step < config.steps:
+                count = min(config.steps_per_loop, config.steps - step)
+                began = time.perf_counter()
+                values = self.train_steps(iterator, tf.constant(count))
+                d_loss, g_loss, real_score, fake_score = (float(v) for v in values)
+                elapsed = time.perf_counter() - began
+                previous, step = step, int(self.step)
+                if not (np.isfinite(d_loss) and np.isfinite(g_loss)):
+                    raise FloatingPointError(
+                        f"losses became non-finite at step {step} (d {d_loss}, g {g_loss}); resume from the "
+                        "last checkpoint with a lower --learning-rate"
+                    )
+                metrics = {"d_loss": d_loss, "g_loss": g_loss, "d_real": real_score, "d_fake": fake_score,
+                           "steps_per_second": count / elapsed}
+                bar.update(step - previous)
+                bar.set_postfix(d=f"{d_loss:.3f}", g=f"{g_loss:.3f}", refresh=False)
+                if crossed(previous, step, config.log_every) or step == config.steps:
+                    for name, value in metrics.items():
+                        tf.summary.scalar(name, value, step=step)
+                if crossed(previous, step, config.sample_every):
+                    self.save_samples(step, writer)
+                if crossed(previous, step, config.checkpoint_every):
+                    self.manager.save(checkpoint_number=step)
+                if stop.requested:
+                    self.manager.save(checkpoint_number=step)
+                    bar.close()
+                    raise TrainingInterrupted(step, stop.signum)
+            if self.manager.latest_checkpoint != str(self.run_dir / CHECKPOINT_DIR / f"ckpt-{step}"):
+                self.manager.save(checkpoint_number=step)
+            self.save_samples(step, writer)
+        bar.close()
+        writer.flush()
+        return {"step": step, **metrics}
+
+
+def crossed(previous: int, current: int, every: int) -> bool:
+    """True when a multiple of `every` lies in (previous, current]."""
+    return current // every > previous // every

@@ -1,0 +1,70 @@
+"""Export trained networks from a run folder into a model bundle."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import tensorflow as tf
+
+from models import bundle, dcgan
+from training import data
+from training.runs import CHECKPOINT_DIR, CONFIG_FILE
+
+log = logging.getLogger(__name__)
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {run_dir} is not a training run folder")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def latest_checkpoint(run_dir: str | Path) -> str:
+    checkpoint = tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINT_DIR))
+    if checkpoint is None:
+        raise FileNotFoundError(f"{Path(run_dir) / CHECKPOINT_DIR} holds no checkpoint; train first")
+    return checkpoint
+
+
+def checkpoint_step(checkpoint: str) -> int:
+    return int(checkpoint.rsplit("-", 1)[-1])
+
+
+def restore_generator(run_dir: str | Path):
+    """Rebuild the generator a DCGAN run describes and load its latest weights."""
+    config = read_run_config(run_dir)
+    generator = dcgan.generator(config["resolution"], config["latent_dim"], config["width_multiplier"])
+    checkpoint = latest_checkpoint(run_dir)
+    step = tf.Variable(0, dtype=tf.int64)
+    tf.train.Checkpoint(generator=generator, step=step).restore(checkpoint).expect_partial()
+    return generator, config, int(step.numpy())
+
+
+def dataset_section(data_dir: str) -> dict:
+    manifest = data.load_manifest(data_dir)
+    return {"fingerprint": manifest["fingerprint"], "count": manifest["count"], "image_size": manifest["image_size"]}
+
+
+def export_generator(run_dir: str | Path, bundle_dir: str | Path) -> dict:
+    generator, config, step = restore_generator(run_dir)
+    bundle.save_model(bundle_dir, "generator.keras", generator)
+    info = {
+        "file": "generator.keras",
+        "architecture": "dcgan",
+        "resolution": config["resolution"],
+        "latent_dim": config["latent_dim"],
+        "width_multiplier": config["width_multiplier"],
+        "steps": step,
+        "training_config": config,
+    }
+    bundle.update_manifest(bundle_dir, "generator", info)
+    try:
+        manifest = bundle.update_manifest(bundle_dir, "dataset", dataset_section(config["data"]))
+    except FileNotFoundError:
+        log.warning("dataset %s is not reachable; the bundle's dataset fingerprint is left as it was", config["data"])
+        manifest = bundle.read_manifest(bundle_dir)
+    log.info("exported generator at step %d to %s", step, bundle_dir)
+    return manifest

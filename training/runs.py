@@ -1,0 +1,130 @@
+"""What every training run shares: the run folder, its resolved config, stop signals, sample images."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from models.bundle import write_json_atomic
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+# Fields a resumed run may change: how long it runs and how often it reports. Everything else is the run.
+RESUMABLE_OVERRIDES = ("steps", "checkpoint_every", "sample_every", "log_every")
+
+
+class TrainingInterrupted(Exception):
+    """Raised after a checkpoint was saved because SIGINT or SIGTERM asked the run to stop."""
+
+    def __init__(self, step: int, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved")
+        self.step = step
+        self.signum = signum
+
+
+def config_differences(stored: dict, wanted: dict, ignore=RESUMABLE_OVERRIDES) -> list[str]:
+    keys = sorted((set(stored) | set(wanted)) - set(ignore))
+    return [f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}" for key in keys if stored.get(key) != wanted.get(key)]
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / CHECKPOINT_DIR / "checkpoint").is_file()
+
+
+def prepare_run_dir(run_dir: str | Path, config: Any, resume: bool, explicit: set[str] = frozenset()) -> Any:
+    """Create or reopen a run folder and return the config the run must use.
+
+    A fresh run refuses a folder that already holds a run (nothing already saved is touched). A resumed
+    run takes the stored config, overriding only the fields in RESUMABLE_OVERRIDES the user gave explicitly.
+    """
+    run_dir = Path(run_dir)
+    wanted = dataclasses.asdict(config)
+    stored_path = run_dir / CONFIG_FILE
+    if resume:
+        if not stored_path.is_file() or not has_checkpoint(run_dir):
+            raise ValueError(f"{run_dir} holds no checkpoint to resume; drop --resume to start a new run there")
+        stored = json.loads(stored_path.read_text(encoding="utf-8"))
+        overrides = {key: wanted[key] for key in RESUMABLE_OVERRIDES if key in explicit and key in stored}
+        config = dataclasses.replace(config, **{**stored, **overrides})
+    elif stored_path.is_file():
+        stored = json.loads(stored_path.read_text(encoding="utf-8"))
+        differences = config_differences(stored, wanted)
+        if differences:
+            raise ValueError(
+                f"{run_dir} already holds a run with a different config ({'; '.join(differences[:3])}); "
+                "choose a new --out, or pass --resume to continue that run"
+            )
+        if has_checkpoint(run_dir):
+            raise ValueError(f"{run_dir} already holds a run with checkpoints; pass --resume to continue it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(stored_path, dataclasses.asdict(config))
+    return config
+
+
+class StopSignals:
+    """Turn SIGINT/SIGTERM into a flag the loop checks, so it can checkpoint before exiting."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def handle(self, signum, frame):
+        self.signum = signum
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self.handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+def to_uint8(images) -> np.ndarray:
+    """Float images in [-1, 1] -> uint8 in [0, 255], rounding rather than truncating."""
+    array = np.asarray(images, dtype=np.float32)
+    return np.clip(np.rint((array + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def image_grid(images: np.ndarray, columns: int, gap: int = 2, fill: int = 16) -> np.ndarray:
+    """Tile NHWC uint8 images into one picture with `gap` pixels between them."""
+    count, height, width, channels = images.shape
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    grid = np.full(
+        (rows * height + (rows - 1) * gap, columns * width + (columns - 1) * gap, channels), fill, np.uint8
+    )
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        top, left = row * (height + gap), column * (width + gap)
+        grid[top : top + height, left : left + width] = image
+    return grid
+
+
+def save_png(array: np.ndarray, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.partial")
+    Image.fromarray(array).save(temporary, format="PNG")
+    temporary.replace(path)
+    return path
+
+
+def progress_kwargs() -> dict:
+    """tqdm settings: lively on a terminal, a line every 30 s in a log file."""
+    interactive = sys.stderr.isatty()
+    return {"dynamic_ncols": True, "mininterval": 0.5 if interactive else 30.0, "file": sys.stderr}
