@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Masquerade: run the installation (fullscreen latent walk) on a model bundle."""
+"""Masquerade: run the installation (a fullscreen latent walk) on a model bundle. `--help` lists the settings."""
 
+import os
 import sys
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 if __name__ == "__main__":
-    print("error: the installation runtime is not built yet (see issue 4); train with `python -m training`",
-          file=sys.stderr)
-    sys.exit(2)
+    from installation.app import main
+
+    sys.exit(main())

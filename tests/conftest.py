@@ -26,3 +26,25 @@ def tiny_dataset(tmp_path_factory):
     synthetic.generate_collection(root / "images", count=48, size=64, seed=7, progress=False)
     data.ingest(root / "images", root / "dataset", data.IngestConfig(image_size=64, min_size=32), progress=False)
     return root / "dataset"
+
+
+def make_bundle(path, resolution=64, with_upscaler=True):
+    """A tiny untrained bundle written through the real bundle code (generator + real-time upscaler)."""
+    from models import bundle, dcgan, srgan
+
+    generator = dcgan.generator(resolution, width_multiplier=0.0625)
+    bundle.save_model(path, "generator.keras", generator)
+    bundle.update_manifest(path, "generator", {"file": "generator.keras", "architecture": "dcgan",
+                                               "resolution": resolution, "latent_dim": 100,
+                                               "width_multiplier": 0.0625, "steps": 0})
+    if with_upscaler:
+        upscaler = srgan.realtime_upscaler(num_filters=8, num_layers=2)
+        bundle.save_model(path, "upscaler.keras", upscaler)
+        bundle.update_manifest(path, "upscaler", {"file": "upscaler.keras", "architecture": "realtime", "scale": 4,
+                                                  "input_size": resolution, "output_size": resolution * 4})
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("bundle") / "tiny")

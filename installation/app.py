@@ -1,0 +1,282 @@
+"""The live piece: walk -> render worker -> screen, steered by the control state, never waiting on the model."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from installation import config as runtime_config
+from installation.controls import PARAMETERS, ControlState, Snapshot
+from installation.latent import Walker, WalkConfig, offset_direction
+from installation.worker import FrameRequest, RenderWorker, blend, pick_frame
+
+log = logging.getLogger("masquerade")
+
+# Keys and what they write into the control state (source "keyboard"). Toggles read the current value.
+TOGGLE_KEYS = {"f": "fps_overlay", "c": "captions", "u": "upscale", "space": "pause"}
+TRIGGER_KEYS = {"right": "next", "n": "next", "left": "previous", "p": "previous", "j": "jump"}
+
+
+def initial_controls(config: runtime_config.RuntimeConfig) -> ControlState:
+    """The control registry with the configured values as each parameter's starting point."""
+    starting = {
+        "speed": config.speed, "truncation": config.truncation, "mode": config.mode,
+        "loop_keyframes": config.loop_keyframes, "crossfade": config.transition_seconds,
+        "upscale": config.upscale, "fps_overlay": config.show_fps,
+    }
+    parameters = {name: dataclasses.replace(parameter, default=starting[name]) if name in starting else parameter
+                  for name, parameter in PARAMETERS.items()}
+    return ControlState(parameters)
+
+
+def walk_config(config: runtime_config.RuntimeConfig, latent_dim: int) -> WalkConfig:
+    return WalkConfig(mode=config.mode, seed=config.seed, latent_dim=latent_dim,
+                      seconds_per_keyframe=config.seconds_per_keyframe, loop_keyframes=config.loop_keyframes,
+                      easing=config.easing, truncation=config.truncation,
+                      transition_seconds=config.transition_seconds)
+
+
+def steer(walker: Walker, controls: Snapshot, previous: Snapshot | None, triggers: dict, now: float) -> bool:
+    """Apply what changed in the control state to the walk; True when the path changed (frames in flight are stale)."""
+    changed = {name for name in controls if previous is None or controls[name] != previous[name]}
+    if "speed" in changed:
+        walker.set_speed(controls["speed"], now)
+    if "pause" in changed:
+        (walker.pause if controls["pause"] else walker.resume)(now)
+    if "crossfade" in changed:
+        walker.set_transition_seconds(controls["crossfade"])
+    if "truncation" in changed:
+        walker.set_truncation(controls["truncation"])
+    if "mode" in changed and controls["mode"] != walker.mode:
+        walker.set_mode(controls["mode"], now)
+    if "loop_keyframes" in changed and controls["loop_keyframes"] != walker.config.loop_keyframes:
+        walker.set_loop_keyframes(controls["loop_keyframes"], now)
+    if changed & {"offset_direction", "offset_amount"}:
+        amount = controls["offset_amount"]
+        direction = offset_direction(controls["offset_direction"], walker.config.latent_dim) if amount else None
+        walker.set_offset(direction, amount)
+    for _ in range(min(triggers.get("next", 0), 8)):
+        walker.next_keyframe(now)
+    for _ in range(min(triggers.get("previous", 0), 8)):
+        walker.previous_keyframe(now)
+    if triggers.get("jump"):
+        walker.jump_random(now)
+    if "seed" in triggers:
+        walker.jump_to_seed(int(triggers["seed"]), now)
+    path_fields = {"speed", "pause", "truncation", "mode", "loop_keyframes", "offset_direction", "offset_amount",
+                   "upscale"}
+    return bool(changed & path_fields) or bool(set(triggers) & {"next", "previous", "jump", "seed"})
+
+
+def predicted_latents(walker: Walker, times: np.ndarray) -> np.ndarray:
+    """Latents the walk will reach at future times if nobody steers it (a copy walks ahead)."""
+    future = copy.deepcopy(walker)
+    return np.stack([future.advance(float(t)).z for t in times]).astype(np.float32)
+
+
+class Stats:
+    def __init__(self, clock: Callable[[], float], every: float):
+        self.clock, self.every = clock, every
+        self.started = self.window_start = clock()
+        self.frames = self.window_frames = 0
+
+    def frame(self, worker: RenderWorker) -> None:
+        self.frames += 1
+        self.window_frames += 1
+        now = self.clock()
+        if now - self.window_start >= self.every:
+            log.info("%.1f fps displayed, render %.1f ms, %d renders, %d stale requests dropped, %d render errors",
+                     self.fps, worker.latency * 1000, worker.renders, worker.dropped_requests, worker.failures)
+            self.window_start, self.window_frames = now, 0
+
+    @property
+    def fps(self) -> float:
+        elapsed = self.clock() - self.window_start
+        return self.window_frames / elapsed if elapsed > 0 else 0.0
+
+
+class Piece:
+    """The live loop. Display, clock and control state are injectable so tests run it headless."""
+
+    def __init__(self, config: runtime_config.RuntimeConfig, bundle=None, display=None, controls=None,
+                 clock: Callable[[], float] = time.monotonic):
+        from installation.render import Renderer
+        from models.bundle import load_bundle
+
+        self.config = config
+        self.clock = clock
+        self.bundle = bundle if bundle is not None else load_bundle(config.model)
+        self.renderer = Renderer(self.bundle)
+        self.controls = controls or initial_controls(config)
+        self.walker = Walker(walk_config(config, self.bundle.latent_dim), speed=config.speed)
+        self.display = display
+        self.stop_requested = threading.Event()
+        self.frames_shown = 0
+        self.shown: np.ndarray | None = None
+        self.target: np.ndarray | None = None
+        self.first_frame_at = self.last_frame_at = 0.0
+        self.log_startup()
+
+    def log_startup(self) -> None:
+        manifest = self.bundle.manifest
+        upscaler = manifest.get("upscaler")
+        log.info("bundle %s: generator %d px (step %s)%s", self.bundle.path, self.bundle.resolution,
+                 manifest["generator"].get("steps"),
+                 f", upscaler {upscaler['architecture']} x{upscaler['scale']} -> {self.renderer.output_size()} px"
+                 if upscaler else ", no upscaler")
+        log.info("target %.0f fps, walk %s from seed %d, render ahead %d", self.config.fps, self.config.mode,
+                 self.config.seed, self.config.render_ahead)
+
+    def request_stop(self, *_):
+        self.stop_requested.set()
+
+    def handle_key(self, name: str, ctrl: bool, shift: bool) -> None:
+        if name == "q" and ctrl and shift:
+            self.request_stop()
+        elif name in ("escape", "q") and not self.config.kiosk:
+            self.request_stop()
+        elif name in TOGGLE_KEYS:
+            parameter = TOGGLE_KEYS[name]
+            self.controls.set(parameter, not self.controls.get(parameter), "keyboard")
+        elif name in TRIGGER_KEYS:
+            self.controls.trigger(TRIGGER_KEYS[name], "keyboard")
+        elif name == "s" and self.display is not None:
+            self.display.screenshot(self.config.screenshot or f"masquerade-{int(time.time())}.png")
+
+    def run(self) -> int:
+        config = self.config
+        self.renderer.warm_up()
+        worker = RenderWorker(self.renderer.render, clock=self.clock).start()
+        stats = Stats(self.clock, config.stats_every)
+        interval = 1.0 / config.fps
+        previous_controls: Snapshot | None = None
+        stamp = 0
+        requested_until = -np.inf
+        arrival, last_sequence, last_index, frame_gap = self.clock(), -1, -1, interval
+        pace = PaceKeeper(config.fps, self.clock)
+        try:
+            while not self.stop_requested.is_set():
+                now = self.clock()
+                if self.display is not None:
+                    for key in self.display.poll_keys():
+                        self.handle_key(*key)
+                controls = self.controls.snapshot()
+                if steer(self.walker, controls, previous_controls, self.controls.drain_triggers(), now):
+                    stamp += 1
+                previous_controls = controls
+                self.walker.advance(now)
+                lead = worker.latency if worker.renders else 0.0
+                # Render again when steered (what is in flight is stale) or when the frames already asked
+                # for run out before a new render could arrive; otherwise the batch in hand covers now.
+                if stamp > worker.min_stamp or (worker.idle and requested_until < now + lead + interval):
+                    times = now + lead + interval * np.arange(config.render_ahead + 1)
+                    worker.submit(FrameRequest(stamp, times, predicted_latents(self.walker, times),
+                                               bool(controls["upscale"])))
+                    requested_until = times[-1]
+                result = worker.latest()
+                if result is not None:
+                    index = pick_frame(result, now)
+                    if (result.sequence, index) != (last_sequence, last_index):
+                        frame_gap = 0.8 * frame_gap + 0.2 * max(interval, now - arrival)
+                        arrival, last_sequence, last_index = now, result.sequence, index
+                        self.target = result.frames[index]
+                    self.shown = self.compose(now - arrival, frame_gap, interval, controls)
+                    if self.display is not None:
+                        self.display.show(self.shown, self.overlay(controls, stats, worker))
+                    self.frames_shown += 1
+                    self.first_frame_at = self.first_frame_at or now
+                    self.last_frame_at = now
+                    stats.frame(worker)
+                    if config.frames and self.frames_shown >= config.frames:
+                        break
+                pace.wait()
+        finally:
+            worker.stop()
+            if self.display is not None and config.screenshot and self.shown is not None:
+                self.display.screenshot(config.screenshot)
+        log.info("stopped after %d frames", self.frames_shown)
+        return 0
+
+    def compose(self, since_arrival: float, frame_gap: float, interval: float, controls: Snapshot) -> np.ndarray:
+        """The frame to put on screen: the newest render, cross-faded in when renders come slower than display."""
+        target = self.target
+        smear = float(controls["blend"])
+        if smear > 0:
+            return blend(self.shown, target, 1.0 - smear)
+        if self.config.blend and frame_gap > 1.5 * interval and since_arrival < frame_gap:
+            return blend(self.shown, target, min(1.0, (since_arrival + interval) / frame_gap))
+        return target
+
+    def overlay(self, controls: Snapshot, stats: Stats, worker: RenderWorker) -> list[str]:
+        if not controls["fps_overlay"]:
+            return []
+        return [f"{stats.fps:5.1f} fps  render {worker.latency * 1000:5.1f} ms",
+                f"keyframe {self.walker.keyframe}  seed {self.walker.seed}  {self.walker.mode}"
+                f"{'  paused' if self.walker.paused else ''}"]
+
+
+class PaceKeeper:
+    """Holds the display to its frame-rate target without drifting (sleeps to the next deadline)."""
+
+    def __init__(self, fps: float, clock: Callable[[], float]):
+        self.interval, self.clock = 1.0 / fps, clock
+        self.deadline = clock() + self.interval
+
+    def wait(self) -> None:
+        now = self.clock()
+        if self.deadline > now:
+            time.sleep(self.deadline - now)
+            self.deadline += self.interval
+        else:
+            self.deadline = now + self.interval
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="run_installation.py", description="Run the Masquerade installation.")
+    runtime_config.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        config = runtime_config.resolve(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(config.to_toml())
+        return 0
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    from installation.display import Display, NoDisplayError
+
+    piece = None
+
+    def on_signal(signum, frame):
+        if piece is None:
+            raise SystemExit(128 + signum)
+        piece.request_stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    try:
+        piece = Piece(config)
+        piece.display = Display(windowed=config.windowed, size=(config.width, config.height),
+                                display_index=config.display, fit=config.fit, smooth=config.smooth_scaling,
+                                hide_cursor=config.hide_cursor)
+        return piece.run()
+    except (ValueError, FileNotFoundError, NoDisplayError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if piece is not None and piece.display is not None:
+            piece.display.close()

@@ -1,0 +1,156 @@
+"""Runtime configuration: one frozen dataclass, read from a TOML file, every setting overridable by a flag.
+
+Each field names its TOML section, its allowed range or choices, and a help line; the flags, the
+validation messages and `--print-config` are all generated from that one description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from installation.latent import EASINGS
+
+DEFAULT_MODEL = str(Path(__file__).resolve().parents[1] / "assets" / "models" / "default")
+
+
+def setting(default, section: str, help: str, low=None, high=None, choices=None):
+    return field(default=default, metadata={"section": section, "help": help, "range": (low, high),
+                                            "choices": choices})
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    model: str = setting(DEFAULT_MODEL, "model", "model bundle folder")
+    # Display.
+    windowed: bool = setting(False, "display", "run in a window instead of fullscreen (studio use)")
+    display: int = setting(0, "display", "which monitor to use for fullscreen", 0, 16)
+    width: int = setting(1024, "display", "window width (fullscreen uses the monitor's size)", 64, 16384)
+    height: int = setting(768, "display", "window height", 64, 16384)
+    fit: str = setting("letterbox", "display", "keep the aspect by letterboxing or fill the screen and crop",
+                       choices=("letterbox", "fill"))
+    smooth_scaling: bool = setting(True, "display", "smooth (bilinear) scaling to the screen size")
+    fps: float = setting(30.0, "display", "display frame-rate target", 1.0, 240.0)
+    show_fps: bool = setting(False, "display", "frame-rate overlay at start (toggle with F)")
+    kiosk: bool = setting(False, "display", "ignore Esc/Q; quit only with Ctrl+Shift+Q or a signal")
+    hide_cursor: bool = setting(True, "display", "hide the mouse cursor")
+    # Walk.
+    mode: str = setting("endless", "walk", "path through latent space", choices=("endless", "loop", "drift"))
+    seed: int = setting(0, "walk", "seed of the keyframes", 0, 2**31 - 1)
+    seconds_per_keyframe: float = setting(6.0, "walk", "seconds from one keyframe to the next at speed 1", 0.1, 3600.0)
+    loop_keyframes: int = setting(8, "walk", "keyframes in a closed loop", 2, 1024)
+    easing: str = setting("smootherstep", "walk", "easing between keyframes", choices=EASINGS)
+    truncation: float = setting(1.0, "walk", "scale latents toward the mean (1 = none)", 0.0, 2.0)
+    transition_seconds: float = setting(2.0, "walk", "cross-fade time of jumps", 0.0, 60.0)
+    speed: float = setting(1.0, "walk", "walk speed multiplier", 0.0, 10.0)
+    # Rendering.
+    upscale: bool = setting(True, "render", "use the bundle's upscaler")
+    render_ahead: int = setting(2, "render", "frames rendered ahead along the path when not steered", 0, 16)
+    blend: bool = setting(True, "render", "cross-fade between rendered frames when rendering is slower than display")
+    # Running.
+    frames: int = setting(0, "run", "exit after this many displayed frames (0 = run forever)", 0, 10**12)
+    screenshot: str = setting("", "run", "write a PNG of the screen here on exit (and on key S)")
+    stats_every: float = setting(60.0, "run", "seconds between frame-rate and latency log lines", 1.0, 86400.0)
+    log_level: str = setting("info", "run", "logging level", choices=("debug", "info", "warning", "error"))
+
+    def __post_init__(self):
+        for spec in dataclasses.fields(self):
+            validate(spec, getattr(self, spec.name))
+
+    def to_toml(self) -> str:
+        lines: list[str] = []
+        for section in sections():
+            lines.append(f"[{section}]")
+            for spec in dataclasses.fields(self):
+                if spec.metadata["section"] == section:
+                    lines.append(f"{spec.name} = {toml_value(getattr(self, spec.name))}")
+            lines.append("")
+        return "\n".join(lines)
+
+
+def sections() -> list[str]:
+    return list(dict.fromkeys(spec.metadata["section"] for spec in dataclasses.fields(RuntimeConfig)))
+
+
+def kind(spec: dataclasses.Field) -> type:
+    return {"bool": bool, "int": int, "float": float}.get(str(spec.type), str)
+
+
+def validate(spec: dataclasses.Field, value: Any) -> None:
+    expected = kind(spec)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ValueError(f"{spec.name} = {value!r} must be a {expected.__name__}")
+    low, high = spec.metadata["range"]
+    if expected is float and not math.isfinite(value):
+        raise ValueError(f"{spec.name} = {value!r} must be a finite number in {low}..{high}")
+    if low is not None and not low <= value <= high:
+        raise ValueError(f"{spec.name} = {value!r} is outside the allowed range {low}..{high}")
+    choices = spec.metadata["choices"]
+    if choices and value not in choices:
+        raise ValueError(f"{spec.name} = {value!r} is not one of {', '.join(choices)}")
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Flatten a TOML file's sections into field values, rejecting unknown keys by name."""
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"config file {path} is not valid TOML: {error}") from None
+    specs = {spec.name: spec for spec in dataclasses.fields(RuntimeConfig)}
+    values: dict[str, Any] = {}
+    for section, table in document.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"{path}: top-level key {section!r} must be inside a section ({', '.join(sections())})")
+        for key, value in table.items():
+            spec = specs.get(key)
+            if spec is None or spec.metadata["section"] != section:
+                raise ValueError(f"{path}: unknown setting [{section}] {key}")
+            if kind(spec) is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            values[key] = value
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML file of settings; flags override it")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
+    for spec in dataclasses.fields(RuntimeConfig):
+        flag = "--" + spec.name.replace("_", "-")
+        low, high = spec.metadata["range"]
+        detail = f" ({low}..{high})" if low is not None else ""
+        if spec.metadata["choices"]:
+            detail = f" ({' | '.join(spec.metadata['choices'])})"
+        help_text = f"{spec.metadata['help']}{detail}; default {spec.default!r}"
+        if kind(spec) is bool:
+            parser.add_argument(flag, dest=spec.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
+        else:
+            parser.add_argument(flag, dest=spec.name, type=kind(spec), default=None, help=help_text)
+
+
+def resolve(args: argparse.Namespace) -> RuntimeConfig:
+    """Defaults, then the TOML file, then explicit flags."""
+    values = read_toml(args.config) if getattr(args, "config", None) else {}
+    for spec in dataclasses.fields(RuntimeConfig):
+        given = getattr(args, spec.name, None)
+        if given is not None:
+            values[spec.name] = given
+    return RuntimeConfig(**values)

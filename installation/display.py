@@ -1,0 +1,130 @@
+"""The pygame screen: fullscreen or windowed, aspect kept, overlays, screenshots. Software only, no OpenGL."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+import pygame  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+class NoDisplayError(RuntimeError):
+    """No screen to draw on: the message says how to get one."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a square-or-not frame goes on the screen: the frame area to show and the screen rectangle."""
+
+    source: tuple[int, int, int, int]  # x, y, w, h within the frame
+    target: tuple[int, int, int, int]  # x, y, w, h on the screen
+
+
+def place(frame_size: tuple[int, int], screen_size: tuple[int, int], fit: str) -> Placement:
+    """Letterbox (whole frame, bars) or fill (cover the screen, crop the frame's overflow), aspect kept."""
+    frame_w, frame_h = frame_size
+    screen_w, screen_h = screen_size
+    if fit == "letterbox":
+        scale = min(screen_w / frame_w, screen_h / frame_h)
+        width, height = max(1, round(frame_w * scale)), max(1, round(frame_h * scale))
+        return Placement((0, 0, frame_w, frame_h), ((screen_w - width) // 2, (screen_h - height) // 2, width, height))
+    if fit == "fill":
+        scale = max(screen_w / frame_w, screen_h / frame_h)
+        crop_w, crop_h = min(frame_w, round(screen_w / scale)), min(frame_h, round(screen_h / scale))
+        return Placement(((frame_w - crop_w) // 2, (frame_h - crop_h) // 2, crop_w, crop_h), (0, 0, screen_w, screen_h))
+    raise ValueError(f"fit {fit!r} is not one of letterbox, fill")
+
+
+class Display:
+    def __init__(self, *, windowed: bool, size: tuple[int, int], display_index: int = 0, fit: str = "letterbox",
+                 smooth: bool = True, hide_cursor: bool = True, caption: str = "Masquerade"):
+        try:
+            pygame.display.init()
+            pygame.font.init()
+            if windowed:
+                self.screen = pygame.display.set_mode(size, 0, display=display_index)
+            else:
+                self.screen = pygame.display.set_mode((0, 0), pygame.FULLSCREEN, display=display_index)
+        except pygame.error as error:
+            pygame.display.quit()
+            raise NoDisplayError(
+                f"no display available ({error}); run from a desktop session, or headless with "
+                "`xvfb-run -a python run_installation.py`"
+            ) from None
+        pygame.display.set_caption(caption)
+        if hide_cursor and not windowed:
+            pygame.mouse.set_visible(False)
+        self.fit = fit
+        self.smooth = smooth
+        self.font = pygame.font.Font(None, max(16, self.screen.get_height() // 40))
+        self.cache_key = None
+        self.scaled: pygame.Surface | None = None
+        log.info("display %s %dx%d (%s, driver %s)", "window" if windowed else "fullscreen",
+                 *self.screen.get_size(), fit, pygame.display.get_driver())
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.screen.get_size()
+
+    def show(self, frame: np.ndarray, overlay_lines: list[str] | None = None, extra=None) -> None:
+        """Scale one uint8 RGB frame onto the screen, draw overlays, flip."""
+        height, width = frame.shape[:2]
+        placement = place((width, height), self.size, self.fit)
+        surface = pygame.image.frombuffer(np.ascontiguousarray(frame).data, (width, height), "RGB")
+        x, y, w, h = placement.source
+        if (x, y, w, h) != (0, 0, width, height):
+            surface = surface.subsurface((x, y, w, h))
+        target = placement.target
+        scale = pygame.transform.smoothscale if self.smooth else pygame.transform.scale
+        if self.scaled is None or self.scaled.get_size() != target[2:]:
+            self.scaled = pygame.Surface(target[2:], 0, 24)
+        if surface.get_bitsize() != 24:
+            surface = surface.convert(24)
+        scale(surface, target[2:], self.scaled)
+        if target[:2] != (0, 0) or target[2:] != self.size:
+            self.screen.fill((0, 0, 0))
+        self.screen.blit(self.scaled, target[:2])
+        if extra is not None:
+            extra(self.screen)
+        if overlay_lines:
+            self.draw_text(overlay_lines)
+        pygame.display.flip()
+
+    def draw_text(self, lines: list[str], corner: str = "top-left") -> None:
+        margin = 8
+        y = margin
+        for line in lines:
+            text = self.font.render(line, True, (255, 255, 255))
+            backdrop = pygame.Surface((text.get_width() + 8, text.get_height() + 4), pygame.SRCALPHA)
+            backdrop.fill((0, 0, 0, 150))
+            self.screen.blit(backdrop, (margin - 4, y - 2))
+            self.screen.blit(text, (margin, y))
+            y += text.get_height() + 4
+
+    def poll_keys(self) -> list[tuple[str, bool, bool]]:
+        """Drain pygame's events: key presses as (name, ctrl, shift); closing the window counts as Ctrl+Shift+Q."""
+        keys = []
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT:
+                keys.append(("q", True, True))
+            elif event.type == pygame.KEYDOWN:
+                mods = event.mod
+                keys.append((pygame.key.name(event.key), bool(mods & pygame.KMOD_CTRL), bool(mods & pygame.KMOD_SHIFT)))
+        return keys
+
+    def screenshot(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pygame.image.save(self.screen, str(path))
+        log.info("screenshot written to %s", path)
+        return path
+
+    def close(self) -> None:
+        pygame.display.quit()
