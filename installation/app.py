@@ -16,7 +16,7 @@ import numpy as np
 
 from installation import config as runtime_config
 from installation.controls import PARAMETERS, ControlState, Snapshot
-from installation.latent import Walker, WalkConfig, offset_direction
+from installation.latent import WalkConfig, Walker, offset_direction
 from installation.worker import FrameRequest, RenderWorker, blend, pick_frame
 
 log = logging.getLogger("masquerade")
