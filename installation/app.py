@@ -121,6 +121,7 @@ class Piece:
         self.display = display
         self.stop_requested = threading.Event()
         self.frames_shown = 0
+        self.new_frames = 0  # distinct rendered frames put on screen
         self.shown: np.ndarray | None = None
         self.target: np.ndarray | None = None
         self.first_frame_at = self.last_frame_at = 0.0
@@ -188,6 +189,7 @@ class Piece:
                     if (result.sequence, index) != (last_sequence, last_index):
                         frame_gap = 0.8 * frame_gap + 0.2 * max(interval, now - arrival)
                         arrival, last_sequence, last_index = now, result.sequence, index
+                        self.new_frames += 1
                         self.target = result.frames[index]
                     self.shown = self.compose(now - arrival, frame_gap, interval, controls)
                     if self.display is not None:
