@@ -83,6 +83,23 @@ def _almond(cx: float, cy: float, w: float, h_top: float, h_bottom: float, angle
     return np.stack([cx + c * x - sn * y, cy + sn * x + c * y], axis=1)
 
 
+def _band(pts, width: float) -> np.ndarray | None:
+    """An open polyline of constant `width` as a polygon, when one direction is monotonic; else None.
+
+    Filled polygons have exact anti-aliased widths at every resolution, unlike cv2's thick lines.
+    """
+    p = np.asarray(pts, dtype=np.float64)
+    axis = next((a for a in (0, 1) if np.all(np.diff(p[:, a]) > 0) or np.all(np.diff(p[:, a]) < 0)), None)
+    if axis is None:
+        return None
+    d = np.diff(p, axis=0)
+    seg_cos = np.abs(d[:, axis]) / (np.linalg.norm(d, axis=1) + 1e-12)
+    vertex_cos = np.concatenate([seg_cos[:1], (seg_cos[:-1] + seg_cos[1:]) / 2, seg_cos[-1:]])
+    offset = np.zeros_like(p)
+    offset[:, 1 - axis] = 0.5 * width / np.maximum(vertex_cos, 0.3)
+    return np.concatenate([p - offset, (p + offset)[::-1]], axis=0)
+
+
 def _mirror(pts: np.ndarray, cx: float) -> np.ndarray:
     out = np.array(pts, dtype=np.float64, copy=True)
     out[..., 0] = 2 * cx - out[..., 0]
@@ -215,6 +232,8 @@ _PIGMENTS = {
 
 @dataclass
 class _Design:
+    """Everything one mask needs, in normalized units: rendering it draws no further random numbers."""
+
     silhouette: str
     material: str
     pattern: str
@@ -780,15 +799,30 @@ class _Canvas:
         y = (self._s * p[:, 0] + self._c * p[:, 1] + 0.5) * self.size - self.origin[1]
         return np.round(np.stack([x, y], axis=1) * _ONE).astype(np.int32)
 
-    def width(self, w: float) -> int:
-        return max(1, int(round(w * self.size)))
+    def width(self, w: float) -> tuple[int, float]:
+        """cv2 thickness and opacity that together cover exactly `w` (normalized) across the line.
+
+        Anti-aliased cv2 lines only come in widths of about 1.3, 3.35, 5.4, 7.5, ... pixels (thickness 1, 2,
+        3, 5, 7, ...), so the next wider one is drawn with its opacity lowered to keep the painted weight, and
+        thin strands keep the same presence at every resolution.
+        """
+        px = w * self.size
+        k = max(0, math.ceil((px - 1.31) / 2.04))
+        thickness = (1, 2)[k] if k < 2 else 2 * k - 1
+        return thickness, min(1.0, px / (1.31 + 2.04 * k))
 
     def draw(self, layer: np.ndarray, shapes: Sequence[Shape], value=255) -> np.ndarray:
         for s in shapes:
             if s[0] == "poly":  # one call per polygon: a shared call would XOR the overlaps
                 cv2.fillPoly(layer, [self.px(s[1])], value, cv2.LINE_AA, _SHIFT)
             elif s[0] == "line":
-                cv2.polylines(layer, [self.px(s[1])], bool(s[3]), value, self.width(s[2]), cv2.LINE_AA, _SHIFT)
+                band = None if s[3] else _band(s[1], s[2])
+                if band is not None:
+                    cv2.fillPoly(layer, [self.px(band)], value, cv2.LINE_AA, _SHIFT)
+                else:
+                    thickness, weight = self.width(s[2])
+                    cv2.polylines(layer, [self.px(s[1])], bool(s[3]), value * weight, thickness, cv2.LINE_AA,
+                                  _SHIFT)
             else:
                 center = tuple(int(v) for v in self.px(s[1])[0])
                 radius = max(1, int(round(s[2] * self.size * _ONE)))
@@ -953,19 +987,20 @@ def _render(design: _Design, size: int) -> np.ndarray:
     if design.raffia:
         raffia_mask = np.zeros((s, s), np.uint8)
         raffia_rgb = np.zeros((s, s, 3), np.uint8)
-        w = canvas.width(design.raffia_width)
+        w, weight = canvas.width(design.raffia_width)
         for strands, rgb in design.raffia:
             polys = list(canvas.px(strands).reshape(len(strands), -1, 2))
-            cv2.polylines(raffia_mask, polys, False, 255, w, cv2.LINE_AA, _SHIFT)
-            cv2.polylines(raffia_rgb, polys, False, tuple(int(c * 255) for c in rgb), w, cv2.LINE_AA, _SHIFT)
+            cv2.polylines(raffia_mask, polys, False, 255 * weight, w, cv2.LINE_AA, _SHIFT)
+            cv2.polylines(raffia_rgb, polys, False, tuple(c * 255 * weight for c in rgb), w, cv2.LINE_AA, _SHIFT)
         raffia_a = raffia_mask.astype(np.float32) * (1 / 255.0)
         np.maximum(silhouette, raffia_a, out=silhouette)
     m = np.float32([[1, 0, dx * s], [0, 1, dy * s]])
     shadow = cv2.warpAffine(_blur(silhouette, blur, s), m, (s, s))
     out = bg * (1 - strength * shadow)[..., None]
     if raffia_a is not None:
+        # The strands were drawn onto black, so their colour layer is already weighted by coverage.
         raffia_lit = raffia_rgb.astype(np.float32) * (1 / 255.0) * (0.7 + 0.4 * spot_full[..., None])
-        out += (raffia_lit - out) * raffia_a[..., None]
+        out = out * (1 - raffia_a[..., None]) + raffia_lit
     view = out[y0:y1, x0:x1]
     view += (color - view) * alpha[..., None]
     return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -1089,7 +1124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             images = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files]
             sheet = contact_sheet(images, args.columns)
             Path(args.contact_sheet).parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(args.contact_sheet, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+            bgr = cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)
+            if not cv2.imwrite(args.contact_sheet, bgr, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
                 raise OSError(f"could not write {args.contact_sheet}")
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
