@@ -1,7 +1,7 @@
 """OSC latency and throughput: send -> value visible to a 60 fps reader, absorbed rate, frame pacing.
 
     python bench/osc_latency.py                      # default scenarios, 3 s each
-    python bench/osc_latency.py --rates 0,60,1000,flood --duration 5 --frame-work-ms 8 --json out.json
+    python bench/osc_latency.py --rates 0,45,1000,flood --duration 5 --frame-work-ms 8 --json out.json
 
 A sender *process* (like TouchDesigner, it does not share our GIL) sends `/masquerade/offset_direction`
 at a given rate, each value being its own send time in microseconds (monotonic clock, modulo 2**31).
@@ -246,7 +246,7 @@ def print_table(results: list[dict], fps: float, frame_work_ms: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rates", default="0,60,1000,10000,flood",
+    parser.add_argument("--rates", default="0,45,1000,10000,flood",
                         help="comma-separated messages per second; 0 = no traffic, 'flood' = as fast as possible")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per scenario")
     parser.add_argument("--fps", type=float, default=60.0, help="reader frame rate")

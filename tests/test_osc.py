@@ -158,7 +158,7 @@ def test_python_osc_client_messages_change_the_state(server, controls):
     client.send_message("/masquerade/pause", True)
     client.send_message("/masquerade/loop_keyframes", 16)
     client.send_message("/masquerade/next", [])
-    assert wait_until(lambda: server.stats().messages >= 5)
+    assert wait_until(lambda: server.stats().received >= 5)
     snapshot = controls.snapshot()
     assert (snapshot["speed"], snapshot["mode"], snapshot["pause"], snapshot["loop_keyframes"]) == (
         0.5, "loop", True, 16,
@@ -258,7 +258,8 @@ def test_unknown_addresses_are_logged_once_per_interval(server, controls, sender
     for _ in range(50):
         sender.sendto(message("/masquerade/bogus", ("f", 1.0)), (LOCALHOST, server.port))
     sender.sendto(message("/other/thing", ("f", 1.0)), (LOCALHOST, server.port))
-    assert wait_until(lambda: server.stats().unknown == 51)
+    assert wait_until(lambda: server.stats().received == 51)
+    assert server.stats().unknown == 51
     bogus = [r for r in caplog.records if "/masquerade/bogus" in r.getMessage()]
     other = [r for r in caplog.records if "/other/thing" in r.getMessage()]
     assert len(bogus) == 1 and len(other) == 1 and bogus[0].levelno == logging.WARNING
@@ -333,7 +334,8 @@ def test_allowlist_drops_other_senders(controls, sender, caplog):
     with OscServer(controls, host=LOCALHOST, port=0, allowlist=["10.9.9.9"]) as server:
         for _ in range(5):
             sender.sendto(message("/masquerade/speed", ("f", 9.0)), (LOCALHOST, server.port))
-        assert wait_until(lambda: server.stats().not_allowed == 5)
+        assert wait_until(lambda: server.stats().received == 5)
+        assert server.stats().not_allowed == 5
         assert controls.get("speed") == 1.0 and server.stats().applied == 0
     assert len([r for r in caplog.records if "not in the allowlist" in r.getMessage()]) == 1
     with OscServer(controls, host=LOCALHOST, port=0, allowlist="10.9.9.9, 127.0.0.0/8") as server:
@@ -454,7 +456,7 @@ def test_osc_send_cli_reaches_the_server(server, controls, capsys):
     assert osc_send.main(["/masquerade", "mode", "drift", "loop_keyframes", "32", "--port", str(server.port)]) == 0
     assert osc_send.main(["/masquerade/pause", "--type", "T", "--port", str(server.port)]) == 0
     assert osc_send.main(["/masquerade/truncation", "1", "--type", "d", "--port", str(server.port)]) == 0
-    assert wait_until(lambda: server.stats().messages == 4)
+    assert wait_until(lambda: server.stats().received == 4)
     snapshot = controls.snapshot()
     assert (snapshot["speed"], snapshot["mode"], snapshot["loop_keyframes"], snapshot["pause"]) == (
         0.5, "drift", 32, True,
@@ -507,9 +509,26 @@ def test_repeated_trigger_and_seed_values_from_a_cooking_chop_fire_once(server, 
     for _ in range(10):  # "Send Events Every Cook" while a button is held down, and a seed channel.
         sender.sendto(message("/masquerade/next", ("f", 1.0)), (LOCALHOST, server.port))
         sender.sendto(message("/masquerade/seed", ("f", 42.0)), (LOCALHOST, server.port))
-    assert wait_until(lambda: server.stats().messages == 20)
+    assert wait_until(lambda: server.stats().received == 20)
     assert controls.drain_triggers() == {"next": 1, "seed": 42} and server.stats().repeats == 18
     for data in (message("/masquerade/next", ("f", 0.0)), message("/masquerade/next", ("f", 1.0)),
                  message("/masquerade/jump"), message("/masquerade/jump")):
         send_and_wait(sender, server, data)
     assert controls.drain_triggers() == {"next": 1, "jump": 2}  # New press after a release; bangs always.
+
+
+def test_an_unexpected_error_in_the_handler_does_not_kill_the_thread(server, controls, sender, caplog,
+                                                                     monkeypatch):
+    caplog.set_level(logging.INFO, logger="installation.osc")
+    original = controls.set
+
+    def broken(name, value, source):
+        if value == 3.0:
+            raise RuntimeError("simulated bug")
+        return original(name, value, source)
+
+    monkeypatch.setattr(controls, "set", broken)
+    send_and_wait(sender, server, message("/masquerade/speed", ("f", 3.0)))
+    send_and_wait(sender, server, message("/masquerade/speed", ("f", 4.0)))
+    assert server.is_alive and controls.get("speed") == 4.0
+    assert any("crashed the handler" in r.getMessage() and r.exc_info for r in caplog.records)
