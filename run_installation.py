@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Masquerade: run the installation (a fullscreen latent walk) on a model bundle. `--help` lists the settings."""
 
+import logging
 import os
 import sys
 
@@ -9,4 +10,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if __name__ == "__main__":
     from installation.app import main
 
-    sys.exit(main())
+    code = main()
+    # By now the piece has closed its display, stopped its threads and written its files. TensorFlow's
+    # interpreter teardown can take a second more, which a kiosk's SIGTERM budget cannot spare.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from training.dcgan import DCGANConfig, DCGANTrainer
+from training.runs import prepare_run_dir
 from training.strategy import StrategyConfig, mirrored_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ def test_mirrored_strategy_trains_with_distinct_replica_batches(tiny_dataset, tm
     assert strategy.num_replicas_in_sync == 2
     config = DCGANConfig(data=str(tiny_dataset), out=str(tmp_path / "run"), width_multiplier=0.0625,
                          batch_size=8, steps=4, steps_per_loop=2, strategy="mirrored")
-    trainer = DCGANTrainer(config, strategy=strategy)
+    trainer = DCGANTrainer(prepare_run_dir(config.out, config, resume=False), strategy=strategy)
     batch = next(iter(trainer.dataset()))
     first, second = (np.asarray(part) for part in strategy.experimental_local_results(batch))
     assert first.shape == second.shape == (4, 64, 64, 3)
@@ -47,7 +48,7 @@ def test_mirrored_strategy_trains_with_distinct_replica_batches(tiny_dataset, tm
 
 def optimizer_iterations(checkpoint_path: str) -> int:
     reader = tf.train.load_checkpoint(checkpoint_path)
-    return int(reader.get_tensor("generator_optimizer/_variables/0/.ATTRIBUTES/VARIABLE_VALUE"))
+    return int(reader.get_tensor("generator_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
 def test_sigterm_checkpoints_and_resume_continues_at_the_saved_step(tiny_dataset, tmp_path):

@@ -88,7 +88,7 @@ def tpu_strategy(config: StrategyConfig) -> tf.distribute.Strategy:
         )
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError, ImportError) as error:
+    except (ValueError, RuntimeError, OSError, tf.errors.OpError, ImportError) as error:
         where = name or "(local TPU)"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
