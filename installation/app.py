@@ -17,6 +17,7 @@ import numpy as np
 from installation import config as runtime_config
 from installation.controls import PARAMETERS, ControlState, Snapshot
 from installation.latent import WalkConfig, Walker, offset_direction
+from installation.services import Services
 from installation.worker import FrameRequest, RenderWorker, blend, pick_frame
 
 log = logging.getLogger("masquerade")
@@ -117,6 +118,7 @@ class Piece:
         self.bundle = bundle if bundle is not None else load_bundle(config.model)
         self.renderer = Renderer(self.bundle)
         self.controls = controls or initial_controls(config)
+        self.services = Services(config, self.controls, clock)
         self.walker = Walker(walk_config(config, self.bundle.latent_dim), speed=config.speed)
         self.display = display
         self.stop_requested = threading.Event()
@@ -156,6 +158,7 @@ class Piece:
     def run(self) -> int:
         config = self.config
         self.renderer.warm_up()
+        self.services.start()
         worker = RenderWorker(self.renderer.render, clock=self.clock).start()
         stats = Stats(self.clock, config.stats_every)
         interval = 1.0 / config.fps
@@ -171,10 +174,11 @@ class Piece:
                     for key in self.display.poll_keys():
                         self.handle_key(*key)
                 controls = self.controls.snapshot()
-                if steer(self.walker, controls, previous_controls, self.controls.drain_triggers(), now):
+                triggers = self.controls.drain_triggers()
+                if steer(self.walker, controls, previous_controls, triggers, now):
                     stamp += 1
                 previous_controls = controls
-                self.walker.advance(now)
+                walk_state = self.walker.advance(now)
                 lead = worker.latency if worker.renders else 0.0
                 # Render again when steered (what is in flight is stale) or when the frames already asked
                 # for run out before a new render could arrive; otherwise the batch in hand covers now.
@@ -193,16 +197,18 @@ class Piece:
                         self.target = result.frames[index]
                     self.shown = self.compose(now - arrival, frame_gap, interval, controls)
                     if self.display is not None:
-                        self.display.show(self.shown, self.overlay(controls, stats, worker))
+                        self.display.show(self.shown, self.overlay(controls, stats, worker), self.draw_extras)
                     self.frames_shown += 1
                     self.first_frame_at = self.first_frame_at or now
                     self.last_frame_at = now
                     stats.frame(worker)
                     if config.frames and self.frames_shown >= config.frames:
                         break
+                self.services.after_frame(walk_state, stats.fps, float("nan"), controls, triggers)
                 pace.wait()
         finally:
             worker.stop()
+            self.services.stop()
             if self.display is not None and config.screenshot and self.shown is not None:
                 self.display.screenshot(config.screenshot)
         log.info("stopped after %d frames", self.frames_shown)
@@ -217,6 +223,14 @@ class Piece:
         if self.config.blend and frame_gap > 1.5 * interval and since_arrival < frame_gap:
             return blend(self.shown, target, min(1.0, (since_arrival + interval) / frame_gap))
         return target
+
+    def draw_extras(self, screen) -> None:
+        """Overlays drawn over the frame: the webcam preview."""
+        webcam = self.services.webcam
+        if webcam is not None and self.config.webcam_preview:
+            from installation.webcam import draw_preview
+
+            draw_preview(screen, webcam.preview())
 
     def overlay(self, controls: Snapshot, stats: Stats, worker: RenderWorker) -> list[str]:
         if not controls["fps_overlay"]:
@@ -249,7 +263,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["export"]:
+        from installation.export import main as export_main
+
+        return export_main(argv[1:])
+    args = parse_args(argv)
     try:
         config = runtime_config.resolve(args)
     except (ValueError, FileNotFoundError) as error:
@@ -260,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     from installation.display import Display, NoDisplayError
+    from installation.osc import OscStartError
 
     piece = None
 
@@ -276,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                                 display_index=config.display, fit=config.fit, smooth=config.smooth_scaling,
                                 hide_cursor=config.hide_cursor)
         return piece.run()
-    except (ValueError, FileNotFoundError, NoDisplayError) as error:
+    except (ValueError, FileNotFoundError, NoDisplayError, OscStartError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:

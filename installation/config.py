@@ -52,6 +52,18 @@ class RuntimeConfig:
     upscale: bool = setting(True, "render", "use the bundle's upscaler")
     render_ahead: int = setting(2, "render", "frames rendered ahead along the path when not steered", 0, 16)
     blend: bool = setting(True, "render", "cross-fade between rendered frames when rendering is slower than display")
+    # Control from outside: OSC (TouchDesigner) and a webcam.
+    osc: bool = setting(True, "control", "listen for OSC control messages")
+    osc_host: str = setting("127.0.0.1", "control", "interface to listen on (0.0.0.0 for other machines)")
+    osc_port: int = setting(9000, "control", "UDP port for OSC control", 1, 65535)
+    osc_prefix: str = setting("/masquerade", "control", "OSC address prefix")
+    osc_allow: str = setting("", "control", "comma-separated sender addresses or networks to accept (empty: all)")
+    feedback_host: str = setting("", "control", "send state, loop wraps and captions here over OSC (empty: off)")
+    feedback_port: int = setting(9001, "control", "UDP port for OSC feedback", 1, 65535)
+    feedback_every: float = setting(0.5, "control", "seconds between state feedback messages", 0.05, 60.0)
+    hold_seconds: float = setting(10.0, "control", "seconds a keyboard or OSC write overrides the webcam", 0.0, 3600.0)
+    webcam: str = setting("none", "control", "webcam: a device index, a video file, a stream URL, or none")
+    webcam_preview: bool = setting(False, "control", "small webcam preview in a corner")
     # Running.
     frames: int = setting(0, "run", "exit after this many displayed frames (0 = run forever)", 0, 10**12)
     screenshot: str = setting("", "run", "write a PNG of the screen here on exit (and on key S)")

@@ -80,7 +80,7 @@ def test_a_slow_renderer_does_not_slow_the_display_loop(tiny_bundle):
             return super().render(latents, upscale)
 
     bundle = load_bundle(tiny_bundle)
-    piece = Piece(RuntimeConfig(model=str(tiny_bundle), fps=30, frames=45), bundle=bundle)
+    piece = Piece(RuntimeConfig(model=str(tiny_bundle), fps=30, frames=45, osc=False), bundle=bundle)
     piece.renderer = SlowRenderer(bundle)
     piece.run()
     assert piece.frames_shown == 45
@@ -90,7 +90,7 @@ def test_a_slow_renderer_does_not_slow_the_display_loop(tiny_bundle):
 
 
 def run_app(*args, timeout=120):
-    return subprocess.run([sys.executable, "run_installation.py", *args], cwd=ROOT, env=ENV,
+    return subprocess.run([sys.executable, "run_installation.py", "--no-osc", *args], cwd=ROOT, env=ENV,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -107,7 +107,7 @@ def test_real_loop_runs_and_writes_a_screenshot(tiny_bundle, tmp_path):
 
 
 def test_sigterm_exits_cleanly_within_a_second(tiny_bundle):
-    process = subprocess.Popen([sys.executable, "run_installation.py", "--model", str(tiny_bundle), "--windowed",
+    process = subprocess.Popen([sys.executable, "run_installation.py", "--no-osc", "--model", str(tiny_bundle), "--windowed",
                                 "--stats-every", "1"], cwd=ROOT, env=ENV, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 90
     lines = []
@@ -158,7 +158,7 @@ def test_corrupt_bundle_names_the_file(tiny_bundle, tmp_path):
 
 def test_no_display_is_one_clear_line(tiny_bundle):
     env = {**ENV, "SDL_VIDEODRIVER": "x11", "DISPLAY": ":99"}
-    result = subprocess.run([sys.executable, "run_installation.py", "--model", str(tiny_bundle)], cwd=ROOT,
+    result = subprocess.run([sys.executable, "run_installation.py", "--no-osc", "--model", str(tiny_bundle)], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "no display available" in result.stderr and "xvfb-run" in result.stderr
