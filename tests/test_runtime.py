@@ -107,8 +107,9 @@ def test_real_loop_runs_and_writes_a_screenshot(tiny_bundle, tmp_path):
 
 
 def test_sigterm_exits_cleanly_within_a_second(tiny_bundle):
-    process = subprocess.Popen([sys.executable, "run_installation.py", "--no-osc", "--model", str(tiny_bundle), "--windowed",
-                                "--stats-every", "1"], cwd=ROOT, env=ENV, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "run_installation.py", "--no-osc", "--model", str(tiny_bundle),
+                                "--windowed", "--stats-every", "1"], cwd=ROOT, env=ENV, stderr=subprocess.PIPE,
+                               text=True)
     deadline = time.monotonic() + 90
     lines = []
     while time.monotonic() < deadline:

@@ -72,6 +72,98 @@ def run_export(args) -> int:
     return 0
 
 
+def run_srgan(args) -> int:
+    from training.srgan import SRGANConfig, SRGANTrainer, prepare_srgan_run
+
+    given = explicit_values(args, SRGANConfig)
+    if not args.resume:
+        missing = [name for name in ("data", "out") if name not in given]
+        if missing:
+            raise ValueError(f"--{missing[0]} is required")
+    if args.resume and "out" not in given:
+        raise ValueError("--out is required: the run folder to resume")
+    base = SRGANConfig(**{"data": "", **given}) if args.resume else SRGANConfig(**given)
+    config = prepare_srgan_run(base, resume=args.resume, explicit=set(given))
+    if args.logical_cpus:
+        from training.strategy import use_logical_cpus
+
+        use_logical_cpus(args.logical_cpus)
+    result = SRGANTrainer(config).train()
+    print(f"done: step {result['step']}, psnr {result.get('psnr', float('nan')):.2f} dB on the last batch; "
+          f"checkpoints in {config.out}")
+    return 0
+
+
+def run_eval_sr(args) -> int:
+    from training.evaluate import evaluate, summary_lines
+
+    result = evaluate(args.model, args.data, args.count, args.out)
+    print("\n".join(summary_lines(result)))
+    return 0
+
+
+def run_export_sr(args) -> int:
+    from training.export import export_upscaler
+
+    manifest = export_upscaler(args.run, args.out, args.data)
+    upscaler = manifest["upscaler"]
+    scores = upscaler["metrics"]
+    quality = (f"; PSNR-Y {scores['psnr_y']:.2f} dB vs bicubic {scores['bicubic_psnr_y']:.2f} dB" if scores
+               else "; no metrics (dataset not reachable)")
+    print(f"exported upscaler x{upscaler['scale']} ({upscaler['input_size']} -> {upscaler['output_size']} px, "
+          f"step {upscaler['steps']}) to {args.out}{quality}")
+    return 0
+
+
+def add_sr_commands(commands) -> None:
+    from training.srgan import SRGANConfig
+
+    srgan = commands.add_parser("srgan", help="train an SRGAN upscaler on an ingested dataset")
+    dataclass_arguments(srgan, SRGANConfig, skip=("vgg_random_weights",))
+    srgan.add_argument("--vgg-random-weights", dest="vgg_random_weights", action="store_const", const=True,
+                       default=None, help="testing only: a VGG content loss with untrained weights")
+    srgan.add_argument("--resume", action="store_true",
+                       help="continue the run in --out at its saved step (may extend --pretrain-steps/--gan-steps)")
+    srgan.add_argument("--logical-cpus", type=int, default=0, help="split the CPU into N devices (testing)")
+    srgan.set_defaults(handler=run_srgan)
+
+    evaluate = commands.add_parser("eval-sr", help="PSNR/SSIM of an upscaler vs bicubic on held-out images")
+    evaluate.add_argument("--model", required=True, help="model bundle with an upscaler, or an SRGAN run folder")
+    evaluate.add_argument("--data", help="dataset folder (default: the one the upscaler was trained on)")
+    evaluate.add_argument("--count", type=int, help="how many of the last dataset ids (default: the run's holdout)")
+    evaluate.add_argument("--out", help="side-by-side PNG to write (LR | bicubic | SR | HR)")
+    evaluate.set_defaults(handler=run_eval_sr)
+
+    export = commands.add_parser("export-sr", help="write a run's upscaler into a model bundle, with metrics")
+    export.add_argument("run", help="SRGAN training run folder")
+    export.add_argument("--out", required=True, help="bundle folder, e.g. assets/models/NAME")
+    export.add_argument("--data", help="dataset for the held-out metrics (default: the run's)")
+    export.set_defaults(handler=run_export_sr)
+
+
+def run_index(args) -> int:
+    from training.index import IndexConfig, build_index
+
+    config = IndexConfig(bundle=args.model, data=args.data, run=args.run, extractor=args.extractor,
+                         vgg_weights=args.vgg_weights, thumb_size=args.thumb_size, update=args.update)
+    info = build_index(config)
+    print(f"indexed {info['count']} images ({info['computed']} computed, {info['reused']} reused) with the "
+          f"{info['extractor']['name']} extractor into {args.model}/{info['path']}")
+    return 0
+
+
+def add_index_command(commands) -> None:
+    index = commands.add_parser("index", help="provenance index: dataset features, thumbnails, metadata -> bundle")
+    index.add_argument("--model", required=True, help="model bundle to add the index to")
+    index.add_argument("--data", required=True, help="the dataset the generator was trained on")
+    index.add_argument("--run", help="DCGAN run folder: its discriminator is the extractor (saved into the bundle)")
+    index.add_argument("--extractor", choices=("discriminator", "vgg16"), default="discriminator")
+    index.add_argument("--vgg-weights", help="VGG16 no-top .h5 (default: the Keras cache; never downloaded)")
+    index.add_argument("--thumb-size", type=int, default=48, help="thumbnail side in pixels (8..256)")
+    index.add_argument("--update", action="store_true", help="index only images added since (matched by sha256)")
+    index.set_defaults(handler=run_index)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from training.dcgan import DCGANConfig
 
@@ -100,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", help="training run folder")
     export.add_argument("--out", required=True, help="bundle folder, e.g. assets/models/NAME")
     export.set_defaults(handler=run_export)
+
+    add_sr_commands(commands)
+    add_index_command(commands)
 
     synthetic = commands.add_parser("synthetic", help="generate the procedural mask collection", add_help=False)
     synthetic.set_defaults(handler=None)

@@ -100,7 +100,7 @@ class DCGANTrainer:
             self.discriminator_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)
             # Built now so a checkpoint restores their slots immediately rather than on first use.
             self.generator_optimizer.build(self.generator.trainable_variables)
-            self.discriminator_optimizer.build(self.discriminator.trainable_variables, strict=True)
+            self.discriminator_optimizer.build(self.discriminator.trainable_variables)
             # Created in the strategy scope, the generator gives each replica its own stream.
             self.noise = tf.random.Generator.from_seed(config.seed)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")

@@ -11,6 +11,7 @@ import tensorflow as tf
 from models import bundle, dcgan
 from training import data
 from training.runs import CHECKPOINT_DIR, CONFIG_FILE
+from training.srgan import build_upscaler
 
 log = logging.getLogger(__name__)
 
@@ -67,4 +68,63 @@ def export_generator(run_dir: str | Path, bundle_dir: str | Path) -> dict:
         log.warning("dataset %s is not reachable; the bundle's dataset fingerprint is left as it was", config["data"])
         manifest = bundle.read_manifest(bundle_dir)
     log.info("exported generator at step %d to %s", step, bundle_dir)
+    return manifest
+
+
+def restore_upscaler(run_dir: str | Path):
+    """Rebuild the upscaler an SRGAN run describes and load its latest weights."""
+    config = read_run_config(run_dir)
+    if "hr_size" not in config:
+        raise ValueError(f"{run_dir} is not an SRGAN run (its config has no hr_size); pass the upscaler's run folder")
+    upscaler = build_upscaler(config)
+    checkpoint = latest_checkpoint(run_dir)
+    step = tf.Variable(0, dtype=tf.int64)
+    tf.train.Checkpoint(upscaler=upscaler, step=step).restore(checkpoint).expect_partial()
+    return upscaler, config, int(step.numpy())
+
+
+def export_upscaler(run_dir: str | Path, bundle_dir: str | Path, data_dir: str | None = None) -> dict:
+    """Write a run's upscaler into a bundle and record it, with held-out metrics when the dataset is reachable.
+
+    input_size is the bundle generator's resolution when the bundle has a generator (that is what the upscaler
+    will see), else the run's LR crop size.
+    """
+    from training.evaluate import evaluate_upscaler
+
+    upscaler, config, step = restore_upscaler(run_dir)
+    manifest_path = Path(bundle_dir) / bundle.MANIFEST
+    existing = bundle.read_manifest(bundle_dir) if manifest_path.is_file() else {}
+    generator = existing.get("generator")
+    input_size = int(generator["resolution"]) if generator else config["hr_size"] // config["scale"]
+    output_size = input_size * config["scale"]
+    explicit_data = data_dir is not None
+    data_dir = data_dir or config["data"]
+    try:
+        metrics = evaluate_upscaler(upscaler, data_dir, scale=config["scale"], output_size=output_size,
+                                    count=config["holdout"] or 32)
+        # False when the run held nothing out and the numbers come from training images.
+        metrics["held_out"] = config["holdout"] >= metrics["count"]
+    except FileNotFoundError:
+        if explicit_data:
+            raise
+        log.warning("dataset %s is not reachable; the upscaler is exported without metrics", data_dir)
+        metrics = {}
+    bundle.save_model(bundle_dir, "upscaler.keras", upscaler)
+    info = {
+        "file": "upscaler.keras",
+        "architecture": config["architecture"],
+        "scale": config["scale"],
+        "input_size": input_size,
+        "output_size": output_size,
+        "steps": step,
+        "training_config": config,
+        "metrics": metrics,
+    }
+    manifest = bundle.update_manifest(bundle_dir, "upscaler", info)
+    if "dataset" not in manifest:
+        try:
+            manifest = bundle.update_manifest(bundle_dir, "dataset", dataset_section(config["data"]))
+        except FileNotFoundError:
+            log.warning("dataset %s is not reachable; the bundle records no dataset fingerprint", config["data"])
+    log.info("exported upscaler at step %d to %s", step, bundle_dir)
     return manifest
