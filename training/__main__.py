@@ -1,4 +1,4 @@
-"""`python -m training COMMAND`: ingest, synthetic, dcgan, export (see README for a quick-start)."""
+"""`python -m training COMMAND`: synthetic, ingest, dcgan, export, srgan, eval-sr, export-sr, index."""
 
 from __future__ import annotations
 

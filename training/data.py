@@ -840,7 +840,7 @@ def to_float(image: tf.Tensor) -> tf.Tensor:
     return tf.cast(image, tf.float32) / 127.5 - 1.0
 
 
-def _shard_paths(data_dir: str, manifest: dict[str, Any]) -> list[str]:
+def shard_paths(data_dir: str, manifest: dict[str, Any]) -> list[str]:
     return [_join(data_dir, *shard.split("/")) for shard in manifest["shards"]]
 
 
@@ -876,7 +876,7 @@ def make_dataset(
             "repeat=False would yield no batch; use batch_size <= count or repeat=True"
         )
 
-    files = _shard_paths(data_dir, manifest)
+    files = shard_paths(data_dir, manifest)
     per_replica_batch = batch_size
     shard_examples = None
     if input_context is not None:
@@ -933,7 +933,7 @@ def load_images(data_dir: str | os.PathLike, resolution: int | None = None) -> t
     image_size = int(manifest["image_size"])
     resolution = image_size if resolution is None else resolution
     _check_int("resolution", resolution, *RESOLUTION_RANGE)
-    dataset = tf.data.TFRecordDataset(_shard_paths(data_dir, manifest))
+    dataset = tf.data.TFRecordDataset(shard_paths(data_dir, manifest))
     dataset = dataset.map(
         lambda record: _parse_and_resize(record, image_size, resolution), num_parallel_calls=tf.data.AUTOTUNE
     )

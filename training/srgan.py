@@ -209,7 +209,7 @@ def read_images_by_id(data_dir: str, ids) -> np.ndarray:
         image_id = tf.io.parse_single_example(record, {"id": tf.io.FixedLenFeature([], tf.int64)})["id"]
         return tf.reduce_any(tf.equal(image_id, wanted))
 
-    records = tf.data.TFRecordDataset(data._shard_paths(data_dir, manifest)).filter(is_wanted)
+    records = tf.data.TFRecordDataset(data.shard_paths(data_dir, manifest)).filter(is_wanted)
     records = records.map(lambda record: data.parse_example(record, image_size), num_parallel_calls=tf.data.AUTOTUNE)
     found = {int(image_id): image for image, image_id in records.as_numpy_iterator()}
     missing = [int(i) for i in ids if int(i) not in found]
@@ -304,7 +304,7 @@ def pair_dataset(config: SRGANConfig, input_context: tf.distribute.InputContext 
     manifest = data.load_manifest(config.data)
     image_size, count = int(manifest["image_size"]), int(manifest["count"])
     held_out = tf.constant(holdout_ids(manifest, config.holdout) or [-1], tf.int64)
-    files = data._shard_paths(config.data, manifest)
+    files = data.shard_paths(config.data, manifest)
     batch = config.batch_size
     dataset = None
     if input_context is not None:
