@@ -16,6 +16,7 @@ import numpy as np
 
 from installation import config as runtime_config
 from installation.controls import PARAMETERS, ControlState, Snapshot
+from installation.kiosk import Health, Heartbeat, sd_notify
 from installation.latent import WalkConfig, Walker, offset_direction
 from installation.services import Services
 from installation.worker import FrameRequest, RenderWorker, blend, pick_frame
@@ -127,6 +128,8 @@ class Piece:
         self.shown: np.ndarray | None = None
         self.target: np.ndarray | None = None
         self.first_frame_at = self.last_frame_at = 0.0
+        self.stop_reason = "finished"
+        self.health = Health(started=clock())
         self.log_startup()
 
     def log_startup(self) -> None:
@@ -139,13 +142,14 @@ class Piece:
         log.info("target %.0f fps, walk %s from seed %d, render ahead %d", self.config.fps, self.config.mode,
                  self.config.seed, self.config.render_ahead)
 
-    def request_stop(self, *_):
+    def request_stop(self, signum=None, *_):
+        if signum is not None:
+            self.stop_reason = signal.Signals(signum).name
         self.stop_requested.set()
 
     def handle_key(self, name: str, ctrl: bool, shift: bool) -> None:
-        if name == "q" and ctrl and shift:
-            self.request_stop()
-        elif name in ("escape", "q") and not self.config.kiosk:
+        if (name == "q" and ctrl and shift) or (name in ("escape", "q") and not self.config.kiosk):
+            self.stop_reason = "key"
             self.request_stop()
         elif name in TOGGLE_KEYS:
             parameter = TOGGLE_KEYS[name]
@@ -157,7 +161,10 @@ class Piece:
 
     def run(self) -> int:
         config = self.config
-        self.renderer.warm_up()
+        try:
+            self.renderer.warm_up()
+        except Exception as error:  # noqa: BLE001 - a failing pipeline falls back below; it never stops the piece
+            log.error("render warm-up failed: %s: %s", type(error).__name__, error)
         self.services.start()
         worker = RenderWorker(self.renderer.render, clock=self.clock).start()
         stats = Stats(self.clock, config.stats_every)
@@ -167,9 +174,15 @@ class Piece:
         requested_until = -np.inf
         arrival, last_sequence, last_index, frame_gap = self.clock(), -1, -1, interval
         pace = PaceKeeper(config.fps, self.clock)
+        heartbeat = Heartbeat(config.status_file, config.heartbeat_every, self.services.feedback, self.clock)
+        fallback = Fallback(config.failures_before_fallback, config.retry_seconds)
+        sd_notify("READY=1")
         try:
             while not self.stop_requested.is_set():
                 now = self.clock()
+                if heartbeat.beat(self.health_report(stats, worker, fallback)):
+                    worker = self.watch(worker)
+                fallback.update(worker.consecutive_failures, worker.last_error, now)
                 if self.display is not None:
                     for key in self.display.poll_keys():
                         self.handle_key(*key)
@@ -182,15 +195,18 @@ class Piece:
                 lead = worker.latency if worker.renders else 0.0
                 # Render again when steered (what is in flight is stale) or when the frames already asked
                 # for run out before a new render could arrive; otherwise the batch in hand covers now.
-                if stamp > worker.min_stamp or (worker.idle and requested_until < now + lead + interval):
+                due = stamp > worker.min_stamp or (worker.idle and requested_until < now + lead + interval)
+                if due and fallback.may_render(now):
                     times = now + lead + interval * np.arange(config.render_ahead + 1)
                     worker.submit(FrameRequest(stamp, times, predicted_latents(self.walker, times),
-                                               bool(controls["upscale"])))
+                                               bool(controls["upscale"]) and fallback.upscale))
                     requested_until = times[-1]
                 result = worker.latest()
-                if result is not None:
-                    index = pick_frame(result, now)
-                    if (result.sequence, index) != (last_sequence, last_index):
+                if result is None and fallback.level == "still" and self.target is None:
+                    self.target = self.shown = placeholder(self.renderer.output_size(False))
+                if result is not None or self.target is not None:
+                    index = pick_frame(result, now) if result is not None else last_index
+                    if result is not None and (result.sequence, index) != (last_sequence, last_index):
                         frame_gap = 0.8 * frame_gap + 0.2 * max(interval, now - arrival)
                         arrival, last_sequence, last_index = now, result.sequence, index
                         self.new_frames += 1
@@ -211,8 +227,26 @@ class Piece:
             self.services.stop()
             if self.display is not None and config.screenshot and self.shown is not None:
                 self.display.screenshot(config.screenshot)
-        log.info("stopped after %d frames", self.frames_shown)
+            heartbeat.stopped(self.health_report(stats, worker, fallback), self.stop_reason)
+        log.info("stopped after %d frames (%s)", self.frames_shown, self.stop_reason)
         return 0
+
+    def health_report(self, stats: Stats, worker: RenderWorker, fallback: Fallback) -> Health:
+        self.health.frames_shown, self.health.fps = self.frames_shown, stats.fps
+        self.health.render_ms, self.health.render_failures = worker.latency * 1000, worker.failures
+        self.health.fallback = fallback.level
+        self.health.last_error = worker.last_error or self.health.last_error
+        return self.health
+
+    def watch(self, worker: RenderWorker) -> RenderWorker:
+        """Restart dead threads: the render worker here, OSC and the webcam in the services."""
+        restarted = self.services.ensure_alive()
+        if not worker.alive:
+            log.error("render worker died; restarting it")
+            worker = RenderWorker(self.renderer.render, clock=self.clock).start()
+            restarted.append("render")
+        self.health.restarts += len(restarted)
+        return worker
 
     def compose(self, since_arrival: float, frame_gap: float, interval: float, controls: Snapshot) -> np.ndarray:
         """The frame to put on screen: the newest render, cross-faded in when renders come slower than display."""
@@ -240,6 +274,51 @@ class Piece:
                 f"{'  paused' if self.walker.paused else ''}"]
 
 
+class Fallback:
+    """Degrade instead of going black: after repeated render failures drop the upscaler, then hold a still
+    frame; retry the fuller pipeline every `retry_seconds`."""
+
+    LEVELS = ("none", "no-upscaler", "still")
+
+    def __init__(self, failures: int, retry_seconds: float):
+        self.failures, self.retry_seconds = failures, retry_seconds
+        self.level = "none"
+        self.seen = 0  # consecutive failures already acted on
+        self.changed_at = 0.0
+        self.last_attempt = -float("inf")
+
+    @property
+    def upscale(self) -> bool:
+        return self.level == "none"
+
+    def update(self, consecutive_failures: int, last_error: str | None, now: float) -> None:
+        if consecutive_failures == 0:
+            self.seen = 0
+            if self.level != "none" and now - self.changed_at >= self.retry_seconds:
+                self.move(self.LEVELS.index(self.level) - 1, now, "retrying")
+        elif consecutive_failures - self.seen >= self.failures and self.level != "still":
+            self.seen = consecutive_failures
+            self.move(self.LEVELS.index(self.level) + 1, now, f"after {consecutive_failures} failures ({last_error})")
+
+    def move(self, index: int, now: float, why: str) -> None:
+        self.level, self.changed_at = self.LEVELS[index], now
+        log.warning("render fallback: %s %s", self.level, why)
+
+    def may_render(self, now: float) -> bool:
+        """In the still fallback, try a render only every few seconds rather than every frame."""
+        if self.level != "still":
+            return True
+        if now - self.last_attempt >= min(5.0, self.retry_seconds):
+            self.last_attempt = now
+            return True
+        return False
+
+
+def placeholder(size: int) -> np.ndarray:
+    """What a piece that has never rendered shows while it retries: a dark frame, not a crash."""
+    return np.full((size, size, 3), 12, np.uint8)
+
+
 class PaceKeeper:
     """Holds the display to its frame-rate target without drifting (sleeps to the next deadline)."""
 
@@ -259,6 +338,8 @@ class PaceKeeper:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="run_installation.py", description="Run the Masquerade installation.")
     runtime_config.add_arguments(parser)
+    parser.add_argument("--check", action="store_true",
+                        help="validate this machine (bundle, display, camera, ports) and exit: 0 when all pass")
     return parser.parse_args(argv)
 
 
@@ -277,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(config.to_toml())
         return 0
+    if args.check:
+        from installation.kiosk import run_checks
+
+        return 1 if run_checks(config) else 0
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     from installation.display import Display, NoDisplayError
     from installation.osc import OscStartError
@@ -286,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(signum, frame):
         if piece is None:
             raise SystemExit(128 + signum)
-        piece.request_stop()
+        piece.request_stop(signum)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)

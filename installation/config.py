@@ -64,6 +64,13 @@ class RuntimeConfig:
     hold_seconds: float = setting(10.0, "control", "seconds a keyboard or OSC write overrides the webcam", 0.0, 3600.0)
     webcam: str = setting("none", "control", "webcam: a device index, a video file, a stream URL, or none")
     webcam_preview: bool = setting(False, "control", "small webcam preview in a corner")
+    # Unattended operation.
+    status_file: str = setting("", "kiosk", "write a JSON status (fps, uptime, frames, last error) here")
+    heartbeat_every: float = setting(5.0, "kiosk", "seconds between status writes, OSC heartbeats, watchdog pings",
+                                     0.5, 3600.0)
+    failures_before_fallback: int = setting(3, "kiosk", "render failures in a row before falling back", 1, 1000)
+    retry_seconds: float = setting(30.0, "kiosk", "seconds before a fallen-back piece retries the full pipeline",
+                                   1.0, 86400.0)
     # Running.
     frames: int = setting(0, "run", "exit after this many displayed frames (0 = run forever)", 0, 10**12)
     screenshot: str = setting("", "run", "write a PNG of the screen here on exit (and on key S)")
