@@ -125,6 +125,7 @@ class Piece:
         self.stop_requested = threading.Event()
         self.frames_shown = 0
         self.new_frames = 0  # distinct rendered frames put on screen
+        self.stamp = self.shown_stamp = 0  # steering generation asked for / on screen (for latency probes)
         self.shown: np.ndarray | None = None
         self.target: np.ndarray | None = None
         self.first_frame_at = self.last_frame_at = 0.0
@@ -190,6 +191,7 @@ class Piece:
                 triggers = self.controls.drain_triggers()
                 if steer(self.walker, controls, previous_controls, triggers, now):
                     stamp += 1
+                    self.stamp = stamp
                 previous_controls = controls
                 walk_state = self.walker.advance(now)
                 lead = worker.latency if worker.renders else 0.0
@@ -210,6 +212,7 @@ class Piece:
                         frame_gap = 0.8 * frame_gap + 0.2 * max(interval, now - arrival)
                         arrival, last_sequence, last_index = now, result.sequence, index
                         self.new_frames += 1
+                        self.shown_stamp = result.stamp
                         self.target = result.frames[index]
                     self.shown = self.compose(now - arrival, frame_gap, interval, controls)
                     if self.display is not None:
