@@ -170,7 +170,7 @@ class ProvenanceIndex:
                 "use the index's own extractor (ProvenanceIndex.load_extractor)"
             )
 
-    def _layer(self, layer: str) -> str:
+    def check_layer(self, layer: str) -> str:
         if layer not in feats.LAYERS:
             raise ValueError(f"layer {layer!r} is not one of {', '.join(feats.LAYERS)}")
         return layer
@@ -178,7 +178,7 @@ class ProvenanceIndex:
     def scores(self, vectors: np.ndarray, layer: str) -> np.ndarray:
         """Cosine similarities of unit query rows (M, d) (or one (d,)) to every index row -> (M, N) or (N,)."""
         vectors = np.asarray(vectors, np.float32)
-        dense = self.dense.get(self._layer(layer))
+        dense = self.dense.get(self.check_layer(layer))
         if dense is not None:
             # One query is memory-bound: einsum's single-threaded SIMD loop matches threaded BLAS on an idle
             # machine, is several times faster when the render thread holds the other core, and leaves it be.
@@ -217,7 +217,7 @@ class ProvenanceIndex:
 
     def novelty(self, best_similarity: float, layer: str) -> tuple[float, float | None]:
         """(1 - best similarity, X) where the frame is more novel than X% of the dataset's own nearest pairs."""
-        curve = self.calibration_curves[self._layer(layer)]
+        curve = self.calibration_curves[self.check_layer(layer)]
         novelty = 1.0 - float(best_similarity)
         if curve is None:
             return novelty, None
@@ -226,7 +226,7 @@ class ProvenanceIndex:
 
     def nn_percentile(self, percent: float, layer: str) -> float | None:
         """The dataset's own nearest-neighbour similarity at `percent` (e.g. 95 -> the memorisation threshold)."""
-        values = self.calibration.get(self._layer(layer), {}).get("percentiles")
+        values = self.calibration.get(self.check_layer(layer), {}).get("percentiles")
         return None if values is None else float(np.interp(percent, np.arange(101), values))
 
     def thumbnails(self, rows: Sequence[int]) -> np.ndarray:
@@ -307,7 +307,8 @@ class Captioner:
         self.index, self.extractor, self.k = index, extractor, k
 
     def caption_for(self, frame: np.ndarray, layer: str = "late") -> Caption:
-        vector = self.extractor.extract(np.asarray(frame))[layer][0]
+        """One uint8 (H, W, 3) frame -> its Caption at `layer` ("early" or "late")."""
+        vector = self.extractor.extract(np.asarray(frame))[self.index.check_layer(layer)][0]
         neighbours = tuple(self.index.query(vector, layer, self.k))
         return self.caption_from(neighbours, layer)
 
