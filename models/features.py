@@ -1,0 +1,262 @@
+"""Image features for provenance look-ups: two layers per extractor, each pooled to one unit vector per image.
+
+Pooling, the same for every extractor:
+- "early" (texture, colour, coarse layout): the first convolution block's map, averaged over a GRID x GRID grid
+  of equal cells (adaptive average pooling; area resampling when the map size is not a multiple of GRID),
+  flattened cell by cell -> channels * GRID**2 numbers. Two images score high when they look alike at a glance.
+- "late" (motif): global average pooling of the last convolution block -> channels numbers, layout-free.
+Each vector is then L2-normalised, so the dot product of two rows is their cosine similarity.
+
+Every extractor takes uint8 NHWC frames of any square size, resizes them to its own input size inside the
+graph, and returns float32 (N, dim) arrays per layer. Nothing here downloads anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+LAYERS = ("early", "late")
+EXTRACTORS = ("discriminator", "vgg16")
+EARLY_GRID = 4
+VGG_LAYERS = ("block1_pool", "block5_pool")
+VGG_DEFAULT_SIZE = 224
+_DOWN_BLOCK = re.compile(r"^down(\d+)_lrelu$")
+
+
+def grid_pool(feature_map: tf.Tensor, grid: int) -> tf.Tensor:
+    """(N, H, W, C) -> (N, grid * grid * C): the mean of each of grid x grid equal cells, row-major."""
+    height, width = feature_map.shape[1], feature_map.shape[2]
+    if height == grid and width == grid:
+        pooled = feature_map
+    elif height is not None and width is not None and height % grid == 0 and width % grid == 0:
+        cell = (height // grid, width // grid)
+        pooled = tf.nn.avg_pool2d(feature_map, cell, cell, "VALID")
+    else:
+        pooled = tf.image.resize(feature_map, (grid, grid), method="area", antialias=True)
+    return tf.reshape(pooled, (-1, grid * grid * pooled.shape[-1]))
+
+
+def l2_normalize(vectors: tf.Tensor) -> tf.Tensor:
+    return tf.math.l2_normalize(tf.cast(vectors, tf.float32), axis=-1, epsilon=1e-12)
+
+
+def resize_frames(images: tf.Tensor, size: int) -> tf.Tensor:
+    """uint8 NHWC -> float32 NHWC in [0, 255] at size x size: area filter when shrinking, bilinear when enlarging."""
+    pixels = tf.cast(images, tf.float32)
+    height, width = images.shape[1], images.shape[2]
+    if height == size and width == size:
+        return pixels
+    shrinking = height is not None and width is not None and min(height, width) > size
+    return tf.image.resize(pixels, (size, size), method="area" if shrinking else "bilinear", antialias=True)
+
+
+class FeatureExtractor:
+    """A frozen two-output trunk (early map, late map) with the pooling above; call `extract`."""
+
+    layers = LAYERS
+
+    def __init__(self, name: str, trunk: keras.Model, input_size: int, preprocess, batch_size: int,
+                 early_grid: int = EARLY_GRID, details: dict | None = None):
+        if batch_size < 1:
+            raise ValueError(f"batch_size {batch_size} must be at least 1")
+        if not 1 <= early_grid <= 8:
+            raise ValueError(f"early_grid {early_grid} is outside the allowed range 1..8")
+        self.name = name
+        self.trunk = trunk
+        self.input_size = int(input_size)
+        self.preprocess = preprocess  # float32 [0, 255] RGB -> what the trunk expects
+        self.batch_size = int(batch_size)
+        self.early_grid = int(early_grid)
+        self.details = dict(details or {})
+        early_channels = int(trunk.outputs[0].shape[-1])
+        late_channels = int(trunk.outputs[1].shape[-1])
+        self.dims = {"early": early_channels * self.early_grid**2, "late": late_channels}
+        self._graph = tf.function(self._features, reduce_retracing=True)
+
+    def _features(self, images: tf.Tensor):
+        x = self.preprocess(resize_frames(images, self.input_size))
+        early, late = self.trunk(x, training=False)
+        early = grid_pool(tf.cast(early, tf.float32), self.early_grid)
+        late = tf.reduce_mean(tf.cast(late, tf.float32), axis=(1, 2))
+        return l2_normalize(early), l2_normalize(late)
+
+    def extract(self, images) -> dict[str, np.ndarray]:
+        """uint8 (N, H, W, 3) frames (or one (H, W, 3)) -> {"early": (N, d1), "late": (N, d2)}, float32 unit rows."""
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images of shape {images.shape} are not NHWC RGB frames")
+        if images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 in 0..255, got {images.dtype}")
+        chunks = {layer: [] for layer in LAYERS}
+        for start in range(0, len(images), self.batch_size):
+            early, late = self._graph(tf.constant(images[start : start + self.batch_size]))
+            chunks["early"].append(early.numpy())
+            chunks["late"].append(late.numpy())
+        if not len(images):
+            return {layer: np.zeros((0, self.dims[layer]), np.float32) for layer in LAYERS}
+        return {layer: np.concatenate(parts) for layer, parts in chunks.items()}
+
+    def describe(self) -> dict:
+        """What the index manifest records about this extractor."""
+        return {
+            "name": self.name,
+            "layers": list(LAYERS),
+            "dims": dict(self.dims),
+            "input_size": self.input_size,
+            "pooling": {"early": f"{self.early_grid}x{self.early_grid} average grid, L2-normalised",
+                        "late": "global average pool, L2-normalised"},
+            **self.details,
+        }
+
+
+def _discriminator_trunk(discriminator: keras.Model) -> tuple[keras.Model, str, str]:
+    blocks = sorted((int(match.group(1)), layer.name) for layer in discriminator.layers
+                    if (match := _DOWN_BLOCK.match(layer.name)))
+    if not blocks or blocks[0][0] != 0:
+        raise ValueError(
+            f"model {discriminator.name!r} has no down0_lrelu layer: pass a Masquerade DCGAN discriminator "
+            "(models.dcgan.discriminator)"
+        )
+    early, late = blocks[0][1], blocks[-1][1]
+    trunk = keras.Model(discriminator.inputs, [discriminator.get_layer(early).output,
+                                               discriminator.get_layer(late).output], name="discriminator_features")
+    trunk.trainable = False
+    return trunk, early, late
+
+
+def _to_unit_range(pixels: tf.Tensor) -> tf.Tensor:
+    return pixels / 127.5 - 1.0
+
+
+class DiscriminatorFeatures(FeatureExtractor):
+    """Our own DCGAN discriminator: early = down0_lrelu, late = the last downN_lrelu. Works offline."""
+
+    def __init__(self, discriminator_model: keras.Model, batch_size: int = 64, early_grid: int = EARLY_GRID):
+        trunk, early, late = _discriminator_trunk(discriminator_model)
+        size = discriminator_model.inputs[0].shape[1]
+        if size is None:
+            raise ValueError("the discriminator must have a fixed input size (models.dcgan.discriminator does)")
+        super().__init__("discriminator", trunk, size, _to_unit_range, batch_size, early_grid,
+                         {"source_layers": {"early": early, "late": late}})
+        self.discriminator = discriminator_model
+
+
+def vgg16_weights_path(weights_path: str | os.PathLike | None = None) -> Path:
+    from models.srgan import default_vgg_weights_path
+
+    return default_vgg_weights_path("vgg16") if weights_path is None else Path(weights_path).expanduser()
+
+
+class VGG16Features(FeatureExtractor):
+    """ImageNet VGG16 at block1_pool (early) and block5_pool (late), weights from a local file only.
+
+    weights_path: the Keras no-top .h5 file; None looks in the Keras cache. Missing -> FileNotFoundError.
+    allow_random_weights: skip loading (benchmarks and shape tests; the features then mean little).
+    input_size: frames are resized to this (224 as trained; any multiple of 32 from 32 up works).
+    """
+
+    def __init__(self, weights_path: str | os.PathLike | None = None, allow_random_weights: bool = False,
+                 input_size: int = VGG_DEFAULT_SIZE, batch_size: int = 8, early_grid: int = EARLY_GRID):
+        from models.srgan import VggPreprocess
+
+        if not isinstance(input_size, int) or input_size < 32 or input_size % 32:
+            raise ValueError(f"input_size {input_size!r} must be a multiple of 32 from 32 up (224 as trained)")
+        path = None
+        if weights_path is not None or not allow_random_weights:
+            path = vgg16_weights_path(weights_path)
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"VGG16 ImageNet weights not found at {path}; put "
+                    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 there (or pass --vgg-weights PATH), "
+                    "or use --extractor discriminator, which works offline"
+                )
+        vgg = keras.applications.VGG16(include_top=False, weights=None, input_shape=(input_size, input_size, 3))
+        if path is not None:
+            vgg.load_weights(str(path))
+        trunk = keras.Model(vgg.inputs, [vgg.get_layer(name).output for name in VGG_LAYERS], name="vgg16_features")
+        trunk.trainable = False
+        caffe = VggPreprocess(name="vgg_preprocess")
+        super().__init__("vgg16", trunk, input_size, lambda pixels: caffe(_to_unit_range(pixels)), batch_size,
+                         early_grid, {"source_layers": dict(zip(LAYERS, VGG_LAYERS, strict=True)),
+                                      "weights": None if path is None else path.name})
+        self.weights_path = path
+
+
+def build_extractor(name: str, *, discriminator: keras.Model | None = None,
+                    vgg_weights: str | os.PathLike | None = None, allow_random_weights: bool = False,
+                    input_size: int | None = None, batch_size: int | None = None) -> FeatureExtractor:
+    """The extractor called `name` ("discriminator" needs the discriminator model; "vgg16" its weights file)."""
+    options = {} if batch_size is None else {"batch_size": batch_size}
+    if name == "discriminator":
+        if discriminator is None:
+            raise ValueError("the discriminator extractor needs a discriminator: pass --run DCGAN_RUN "
+                             "(or use a bundle that already holds discriminator.keras)")
+        return DiscriminatorFeatures(discriminator, **options)
+    if name == "vgg16":
+        return VGG16Features(vgg_weights, allow_random_weights=allow_random_weights,
+                             input_size=input_size or VGG_DEFAULT_SIZE, **options)
+    raise ValueError(f"unknown feature extractor {name!r}; choose one of {', '.join(EXTRACTORS)}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The provenance index on disk (written by training.index, read by installation.provenance).
+#
+# BUNDLE/index/
+#   index.json        what the manifest's "index" section records, plus the discriminator's sha256
+#   early.npy         float16 (N, d_early) unit rows, memory-mappable
+#   late.npy          float16 (N, d_late)
+#   ids.npy           int64 (N,) dataset ids, row order
+#   records.json      per row: id, sha256, file, title, culture, material, source, license
+#   thumbs.npy        uint8 (N, t, t, 3)
+#   calibration.json  per layer: each image's best cosine similarity to any OTHER image, as percentiles 0..100
+
+INDEX_DIR = "index"
+INDEX_INFO = "index.json"
+INDEX_FORMAT = "masquerade-index"
+INDEX_FORMAT_VERSION = 1
+INDEX_FILES = {"early": "early.npy", "late": "late.npy", "ids": "ids.npy", "records": "records.json",
+               "thumbs": "thumbs.npy", "calibration": "calibration.json"}
+DISCRIMINATOR_FILE = "discriminator.keras"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def nearest_other_similarity(features: np.ndarray, block_rows: int = 2048, block_columns: int = 8192) -> np.ndarray:
+    """For each unit row, the best cosine similarity to any other row: float32 (N,), -1 where N == 1.
+
+    Works block by block in float32, so a float16 memory map of 100k rows never becomes one float32 matrix.
+    """
+    count = len(features)
+    best = np.full(count, -1.0, np.float32)
+    for row_start in range(0, count, block_rows):
+        rows = np.asarray(features[row_start : row_start + block_rows], np.float32)
+        for column_start in range(0, count, block_columns):
+            columns = np.asarray(features[column_start : column_start + block_columns], np.float32)
+            scores = rows @ columns.T
+            # A row's similarity to itself is not a neighbour: mask the diagonal where the blocks overlap.
+            overlap = np.arange(max(row_start, column_start), min(row_start + len(rows), column_start + len(columns)))
+            scores[overlap - row_start, overlap - column_start] = -np.inf
+            rows_best = best[row_start : row_start + len(rows)]
+            np.maximum(rows_best, scores.max(axis=1), out=rows_best)
+    return best
+
+
+def similarity_percentiles(values: np.ndarray) -> list[float]:
+    """Percentiles 0, 1, ..., 100 of a set of similarities (the calibration curve)."""
+    return [round(float(value), 6) for value in np.percentile(np.asarray(values, np.float64), np.arange(101))]
