@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from installation import config as runtime_config
+from installation.captions import Captions
 from installation.controls import PARAMETERS, ControlState, Snapshot
 from installation.kiosk import Health, Heartbeat, sd_notify
 from installation.latent import WalkConfig, Walker, offset_direction
@@ -33,7 +34,8 @@ def initial_controls(config: runtime_config.RuntimeConfig) -> ControlState:
     starting = {
         "speed": config.speed, "truncation": config.truncation, "mode": config.mode,
         "loop_keyframes": config.loop_keyframes, "crossfade": config.transition_seconds,
-        "upscale": config.upscale, "fps_overlay": config.show_fps,
+        "upscale": config.upscale, "fps_overlay": config.show_fps, "captions": config.captions,
+        "caption_layer": config.caption_layer,
     }
     parameters = {name: dataclasses.replace(parameter, default=starting[name]) if name in starting else parameter
                   for name, parameter in PARAMETERS.items()}
@@ -120,6 +122,7 @@ class Piece:
         self.renderer = Renderer(self.bundle)
         self.controls = controls or initial_controls(config)
         self.services = Services(config, self.controls, clock)
+        self.captions = Captions.open(config, self.bundle, clock)
         self.walker = Walker(walk_config(config, self.bundle.latent_dim), speed=config.speed)
         self.display = display
         self.stop_requested = threading.Event()
@@ -167,6 +170,7 @@ class Piece:
         except Exception as error:  # noqa: BLE001 - a failing pipeline falls back below; it never stops the piece
             log.error("render warm-up failed: %s: %s", type(error).__name__, error)
         self.services.start()
+        self.captions.start()
         worker = RenderWorker(self.renderer.render, clock=self.clock).start()
         stats = Stats(self.clock, config.stats_every)
         interval = 1.0 / config.fps
@@ -223,11 +227,13 @@ class Piece:
                     stats.frame(worker)
                     if config.frames and self.frames_shown >= config.frames:
                         break
-                self.services.after_frame(walk_state, stats.fps, float("nan"), controls, triggers)
+                caption = self.captions.after_frame(self.target, controls, now)
+                self.services.after_frame(walk_state, stats.fps, self.captions.novelty, controls, triggers, caption)
                 pace.wait()
         finally:
             worker.stop()
             self.services.stop()
+            self.captions.stop()
             if self.display is not None and config.screenshot and self.shown is not None:
                 self.display.screenshot(config.screenshot)
             heartbeat.stopped(self.health_report(stats, worker, fallback), self.stop_reason)
@@ -262,7 +268,9 @@ class Piece:
         return target
 
     def draw_extras(self, screen) -> None:
-        """Overlays drawn over the frame: the webcam preview."""
+        """Overlays drawn over the frame: the provenance caption and the webcam preview."""
+        if self.controls.get("captions"):
+            self.captions.draw(screen, self.clock())
         webcam = self.services.webcam
         if webcam is not None and self.config.webcam_preview:
             from installation.webcam import draw_preview

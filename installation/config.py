@@ -64,6 +64,20 @@ class RuntimeConfig:
     hold_seconds: float = setting(10.0, "control", "seconds a keyboard or OSC write overrides the webcam", 0.0, 3600.0)
     webcam: str = setting("none", "control", "webcam: a device index, a video file, a stream URL, or none")
     webcam_preview: bool = setting(False, "control", "small webcam preview in a corner")
+    # Provenance captions (need a bundle with an index; see `python -m training index`).
+    captions: bool = setting(True, "captions", "caption frames with their nearest training images (toggle with C)")
+    caption_layer: str = setting("late", "captions", "features compared: early (colour, texture) or late (shape)",
+                                 choices=("early", "late"))
+    caption_rate: float = setting(2.0, "captions", "caption look-ups per second, off the display thread", 0.1, 30.0)
+    caption_placement: str = setting("bottom-left", "captions", "where captions sit", choices=(
+        "bottom-left", "bottom-right", "bottom-center", "top-left", "top-right"))
+    caption_font: str = setting("", "captions", "a .ttf/.otf font file (empty: pygame's default font)")
+    caption_size: int = setting(24, "captions", "caption title size in pixels", 8, 200)
+    caption_duration: float = setting(10.0, "captions", "seconds a caption stays, fades included", 1.0, 3600.0)
+    caption_fade: float = setting(1.0, "captions", "seconds of fade in and out", 0.0, 60.0)
+    caption_thumbnails: bool = setting(True, "captions", "show a strip of the nearest images")
+    caption_k: int = setting(5, "captions", "nearest images looked up and shown", 1, 24)
+    caption_language: str = setting("en", "captions", "language of caption labels", choices=("en", "fr"))
     # Unattended operation.
     status_file: str = setting("", "kiosk", "write a JSON status (fps, uptime, frames, last error) here")
     heartbeat_every: float = setting(5.0, "kiosk", "seconds between status writes, OSC heartbeats, watchdog pings",

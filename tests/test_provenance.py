@@ -4,6 +4,7 @@ import csv
 import json
 import logging
 import shutil
+import threading
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -438,3 +439,35 @@ def test_caption_is_a_frozen_dataclass():
     caption = Caption("t", "a", 0.9, 0.1, 50.0, ())
     with pytest.raises(AttributeError):
         caption.title = "x"
+
+
+def test_the_live_loop_captions_its_frames_and_sends_them_over_osc(indexed, tiny_dataset, tmp_path):
+    from pythonosc.dispatcher import Dispatcher
+    from pythonosc.osc_server import BlockingOSCUDPServer
+
+    from installation.app import Piece
+    from installation.config import RuntimeConfig
+    from installation.display import Display
+
+    received = []
+    dispatcher = Dispatcher()
+    dispatcher.map("/masquerade/caption", lambda address, *args: received.append(args[0]))
+    server = BlockingOSCUDPServer(("127.0.0.1", 0), dispatcher)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    shot = tmp_path / "captioned.png"
+    config = RuntimeConfig(model=str(indexed["bundle"]), osc=False, feedback_host="127.0.0.1",
+                           feedback_port=server.server_address[1], frames=90, caption_rate=10.0,
+                           screenshot=str(shot), stats_every=3600.0)
+    piece = Piece(config, display=Display(windowed=True, size=(320, 320)))
+    try:
+        assert piece.run() == 0
+    finally:
+        piece.display.close()
+        server.shutdown()
+        server.server_close()
+    caption = piece.captions.overlay.caption
+    with open(tiny_dataset.parent / "images" / "metadata.csv", newline="") as sidecar:
+        titles = {row["title"] for row in csv.DictReader(sidecar)}
+    assert caption is not None and caption.title in titles
+    assert received and received[0].startswith("closest to: ")
+    assert shot.is_file()
