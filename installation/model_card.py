@@ -74,6 +74,11 @@ def run_events(run_dir: Path) -> dict:
     return {"scalars": scalars, "wall_seconds": wall}
 
 
+def figure(values: dict, name: str, digits: int = 2) -> str:
+    value = values.get(name)
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "n/a"
+
+
 def folder_size(path: Path) -> int:
     return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
 
@@ -128,10 +133,10 @@ def write_card(bundle_dir: Path, dcgan_run: Path, sr_run: Path | None, inspect_r
         f"- {upscaler.get('architecture', 'none')} x{upscaler.get('scale', '-')}, "
         f"{upscaler.get('input_size', '-')} -> {upscaler.get('output_size', '-')} px, "
         f"{upscaler.get('steps', '-')} steps; wall time {hours(sr)}.",
-        f"- Held-out evaluation: PSNR-Y {metrics.get('psnr_y', 'n/a')} dB vs bicubic "
-        f"{metrics.get('bicubic_psnr_y', 'n/a')} dB; SSIM-Y {metrics.get('ssim_y', 'n/a')} vs "
-        f"{metrics.get('bicubic_ssim_y', 'n/a')}; PSNR-RGB {metrics.get('psnr_rgb', 'n/a')} vs "
-        f"{metrics.get('bicubic_psnr_rgb', 'n/a')}.", "",
+        f"- Held-out evaluation: PSNR-Y {figure(metrics, 'psnr_y')} dB vs bicubic "
+        f"{figure(metrics, 'bicubic_psnr_y')} dB; SSIM-Y {figure(metrics, 'ssim_y', 4)} vs "
+        f"{figure(metrics, 'bicubic_ssim_y', 4)}; PSNR-RGB {figure(metrics, 'psnr_rgb')} dB vs "
+        f"{figure(metrics, 'bicubic_psnr_rgb')} dB.", "",
         "## Provenance index", "",
         f"- {index.get('count', 'no')} images, extractor {index.get('extractor', '-')}, layers "
         f"{', '.join(index.get('layers', []))}.",
