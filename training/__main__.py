@@ -41,23 +41,26 @@ def run_ingest(args) -> int:
     return 0
 
 
-def run_dcgan(args) -> int:
-    from training.dcgan import DCGANConfig, DCGANTrainer
-    from training.runs import prepare_run_dir
-
-    given = explicit_values(args, DCGANConfig)
-    if not args.resume:
-        missing = [name for name in ("data", "out") if name not in given]
-        if missing:
-            raise ValueError(f"--{missing[0]} is required")
-    if args.resume and "out" not in given:
-        raise ValueError("--out is required: the run folder to resume")
-    base = DCGANConfig(**{"data": "", **given}) if args.resume else DCGANConfig(**given)
-    config = prepare_run_dir(base.out, base, resume=args.resume, explicit=set(given))
+def base_config(args, config_class):
+    """The config a training command asked for: required flags checked, resumed runs keyed by --out alone."""
+    given = explicit_values(args, config_class)
+    required = ("out",) if args.resume else ("data", "out")
+    missing = [name for name in required if name not in given]
+    if missing:
+        raise ValueError(f"--{missing[0]} is required" + (": the run folder to resume" if args.resume else ""))
     if args.logical_cpus:
         from training.strategy import use_logical_cpus
 
         use_logical_cpus(args.logical_cpus)
+    return config_class(**{"data": "", **given}) if args.resume else config_class(**given), set(given)
+
+
+def run_dcgan(args) -> int:
+    from training.dcgan import DCGANConfig, DCGANTrainer
+    from training.runs import prepare_run_dir
+
+    base, given = base_config(args, DCGANConfig)
+    config = prepare_run_dir(base.out, base, resume=args.resume, explicit=given)
     result = DCGANTrainer(config).train()
     print(f"done: step {result['step']}, d_loss {result.get('d_loss', float('nan')):.4f}, "
           f"g_loss {result.get('g_loss', float('nan')):.4f}; checkpoints in {config.out}")
@@ -75,19 +78,8 @@ def run_export(args) -> int:
 def run_srgan(args) -> int:
     from training.srgan import SRGANConfig, SRGANTrainer, prepare_srgan_run
 
-    given = explicit_values(args, SRGANConfig)
-    if not args.resume:
-        missing = [name for name in ("data", "out") if name not in given]
-        if missing:
-            raise ValueError(f"--{missing[0]} is required")
-    if args.resume and "out" not in given:
-        raise ValueError("--out is required: the run folder to resume")
-    base = SRGANConfig(**{"data": "", **given}) if args.resume else SRGANConfig(**given)
-    config = prepare_srgan_run(base, resume=args.resume, explicit=set(given))
-    if args.logical_cpus:
-        from training.strategy import use_logical_cpus
-
-        use_logical_cpus(args.logical_cpus)
+    base, given = base_config(args, SRGANConfig)
+    config = prepare_srgan_run(base, resume=args.resume, explicit=given)
     result = SRGANTrainer(config).train()
     print(f"done: step {result['step']}, psnr {result.get('psnr', float('nan')):.2f} dB on the last batch; "
           f"checkpoints in {config.out}")

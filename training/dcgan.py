@@ -10,19 +10,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from models import dcgan
 from training import data
-from training.runs import (
-    CHECKPOINT_DIR,
-    StopSignals,
-    TrainingInterrupted,
-    image_grid,
-    progress_kwargs,
-    save_png,
-    to_uint8,
-)
+from training.runs import CHECKPOINT_DIR, LoopKeeper, StopSignals, image_grid, save_png, to_uint8
 from training.strategy import StrategyConfig, check_global_batch, make_strategy
 
 log = logging.getLogger(__name__)
@@ -197,9 +188,9 @@ class DCGANTrainer:
         iterator = iter(self.dataset())
         writer = tf.summary.create_file_writer(str(self.run_dir / "logs"))
         metrics = {}
-        bar = tqdm(total=config.steps, initial=start, unit="step", desc="dcgan", **progress_kwargs())
         step = start
         with StopSignals() as stop, writer.as_default():
+            keeper = LoopKeeper(self, "dcgan", config.steps, start, writer, stop, "with a lower --learning-rate")
             while step < config.steps:
                 count = min(config.steps_per_loop, config.steps - step)
                 began = time.perf_counter()
@@ -207,34 +198,8 @@ class DCGANTrainer:
                 d_loss, g_loss, real_score, fake_score = (float(v) for v in values)
                 elapsed = time.perf_counter() - began
                 previous, step = step, int(self.step)
-                if not (np.isfinite(d_loss) and np.isfinite(g_loss)):
-                    raise FloatingPointError(
-                        f"losses became non-finite at step {step} (d {d_loss}, g {g_loss}); resume from the "
-                        "last checkpoint with a lower --learning-rate"
-                    )
                 metrics = {"d_loss": d_loss, "g_loss": g_loss, "d_real": real_score, "d_fake": fake_score,
                            "steps_per_second": count / elapsed}
-                bar.update(step - previous)
-                bar.set_postfix(d=f"{d_loss:.3f}", g=f"{g_loss:.3f}", refresh=False)
-                if crossed(previous, step, config.log_every) or step == config.steps:
-                    for name, value in metrics.items():
-                        tf.summary.scalar(name, value, step=step)
-                if crossed(previous, step, config.sample_every):
-                    self.save_samples(step, writer)
-                if crossed(previous, step, config.checkpoint_every):
-                    self.manager.save(checkpoint_number=step)
-                if stop.requested:
-                    self.manager.save(checkpoint_number=step)
-                    bar.close()
-                    raise TrainingInterrupted(step, stop.signum)
-            if self.manager.latest_checkpoint != str(self.run_dir / CHECKPOINT_DIR / f"ckpt-{step}"):
-                self.manager.save(checkpoint_number=step)
-            self.save_samples(step, writer)
-        bar.close()
-        writer.flush()
+                keeper.after(previous, step, metrics, {"d": d_loss, "g": g_loss})
+            keeper.finish(step)
         return {"step": step, **metrics}
-
-
-def crossed(previous: int, current: int, every: int) -> bool:
-    """True when a multiple of `every` lies in (previous, current]."""
-    return current // every > previous // every

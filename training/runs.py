@@ -128,3 +128,56 @@ def progress_kwargs() -> dict:
     """tqdm settings: lively on a terminal, a line every 30 s in a log file."""
     interactive = sys.stderr.isatty()
     return {"dynamic_ncols": True, "mininterval": 0.5 if interactive else 30.0, "file": sys.stderr}
+
+
+def crossed(previous: int, current: int, every: int) -> bool:
+    """True when a multiple of `every` lies in (previous, current]."""
+    return current // every > previous // every
+
+
+class LoopKeeper:
+    """The bookkeeping every training loop does around its chunks of steps: the progress bar, the finite-loss
+    check, TensorBoard scalars, sample images, checkpoints, and the checkpoint-then-stop on SIGINT/SIGTERM.
+
+    `trainer` has `config` (log_every, sample_every, checkpoint_every), `manager` (a CheckpointManager),
+    `run_dir` and `save_samples(step, writer)`.
+    """
+
+    def __init__(self, trainer, name: str, total: int, start: int, writer, stop: StopSignals, fix_hint: str):
+        from tqdm import tqdm
+
+        self.trainer, self.total, self.writer, self.stop, self.fix_hint = trainer, total, writer, stop, fix_hint
+        self.bar = tqdm(total=total, initial=min(start, total), unit="step", desc=name, **progress_kwargs())
+
+    def after(self, previous: int, step: int, metrics: dict, losses: dict) -> None:
+        import numpy as np
+        import tensorflow as tf
+
+        config, manager = self.trainer.config, self.trainer.manager
+        if not all(np.isfinite(value) for value in losses.values()):
+            self.bar.close()
+            raise FloatingPointError(
+                f"losses became non-finite at step {step} ({losses}); resume from the last checkpoint {self.fix_hint}"
+            )
+        self.bar.update(step - previous)
+        self.bar.set_postfix({name: f"{value:.3f}" for name, value in losses.items()}, refresh=False)
+        if crossed(previous, step, config.log_every) or step == self.total:
+            for name, value in metrics.items():
+                tf.summary.scalar(name, value, step=step)
+        if crossed(previous, step, config.sample_every):
+            self.trainer.save_samples(step, self.writer)
+        if crossed(previous, step, config.checkpoint_every):
+            manager.save(checkpoint_number=step)
+        if self.stop.requested:
+            manager.save(checkpoint_number=step)
+            self.bar.close()
+            raise TrainingInterrupted(step, self.stop.signum)
+
+    def finish(self, step: int) -> None:
+        """A final checkpoint (unless the last chunk just wrote it) and samples at the last step."""
+        manager = self.trainer.manager
+        if manager.latest_checkpoint != str(Path(self.trainer.run_dir) / CHECKPOINT_DIR / f"ckpt-{step}"):
+            manager.save(checkpoint_number=step)
+        self.trainer.save_samples(step, self.writer)
+        self.bar.close()
+        self.writer.flush()

@@ -27,20 +27,17 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from models import bundle, srgan
 from models.bundle import write_json_atomic
 from training import data
-from training.dcgan import crossed
 from training.runs import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
+    LoopKeeper,
     StopSignals,
-    TrainingInterrupted,
     image_grid,
     prepare_run_dir,
-    progress_kwargs,
     save_png,
     to_uint8,
 )
@@ -525,9 +522,10 @@ class SRGANTrainer:
         iterator = iter(self.dataset())
         writer = tf.summary.create_file_writer(str(self.run_dir / "logs"))
         metrics = {}
-        bar = tqdm(total=total, initial=min(start, total), unit="step", desc="srgan", **progress_kwargs())
         step = start
         with StopSignals() as stop, writer.as_default():
+            keeper = LoopKeeper(self, "srgan", total, start, writer, stop,
+                                "with a lower --learning-rate or --gan-learning-rate")
             while step < total:
                 pretraining = step < config.pretrain_steps
                 # A loop never crosses the stage boundary: each stage has its own graph.
@@ -544,29 +542,8 @@ class SRGANTrainer:
                                        strict=True))
                 elapsed = time.perf_counter() - began
                 previous, step = step, int(self.step)
-                losses = {name: value for name, value in metrics.items() if name != "psnr"}
-                if not all(np.isfinite(value) for value in losses.values()):
-                    raise FloatingPointError(
-                        f"losses became non-finite at step {step} ({losses}); resume from the last checkpoint "
-                        "with a lower --learning-rate or --gan-learning-rate"
-                    )
                 metrics["steps_per_second"] = count / elapsed
-                bar.update(step - previous)
-                bar.set_postfix({name: f"{value:.3f}" for name, value in losses.items()}, refresh=False)
-                if crossed(previous, step, config.log_every) or step == total:
-                    for name, value in metrics.items():
-                        tf.summary.scalar(name, value, step=step)
-                if crossed(previous, step, config.sample_every):
-                    self.save_samples(step, writer)
-                if crossed(previous, step, config.checkpoint_every):
-                    self.manager.save(checkpoint_number=step)
-                if stop.requested:
-                    self.manager.save(checkpoint_number=step)
-                    bar.close()
-                    raise TrainingInterrupted(step, stop.signum)
-            if self.manager.latest_checkpoint != str(self.run_dir / CHECKPOINT_DIR / f"ckpt-{step}"):
-                self.manager.save(checkpoint_number=step)
-            self.save_samples(step, writer)
-        bar.close()
-        writer.flush()
+                losses = {name: value for name, value in metrics.items() if name not in ("psnr", "steps_per_second")}
+                keeper.after(previous, step, metrics, losses)
+            keeper.finish(step)
         return {"step": step, **metrics}
