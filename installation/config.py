@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ class RuntimeConfig:
     hold_seconds: float = setting(10.0, "control", "seconds a keyboard or OSC write overrides the webcam", 0.0, 3600.0)
     webcam: str = setting("none", "control", "webcam: a device index, a video file, a stream URL, or none")
     webcam_preview: bool = setting(False, "control", "small webcam preview in a corner")
+    webcam_settings: str = setting("", "webcam", "further webcam settings as JSON, or a [webcam] table in the "
+                                   "config file (mapping, fps, smoothing...; see docs/webcam.md)")
     # Provenance captions (need a bundle with an index; see `python -m training index`).
     captions: bool = setting(True, "captions", "caption frames with their nearest training images (toggle with C)")
     caption_layer: str = setting("late", "captions", "features compared: early (colour, texture) or late (shape)",
@@ -94,13 +97,32 @@ class RuntimeConfig:
     def __post_init__(self):
         for spec in dataclasses.fields(self):
             validate(spec, getattr(self, spec.name))
+        self.webcam_config()
+
+    def webcam_config(self):
+        """The webcam's settings: its source and preview from the flags, the rest from the [webcam] table."""
+        from installation.webcam import WebcamConfig
+
+        try:
+            table = json.loads(self.webcam_settings) if self.webcam_settings else {}
+        except json.JSONDecodeError as error:
+            raise ValueError(f"webcam_settings is not valid JSON: {error}") from None
+        if not isinstance(table, dict):
+            raise ValueError(f"webcam_settings must be a table of settings, got {table!r}")
+        for key in ("source", "preview"):
+            if key in table:
+                raise ValueError(f"[webcam] {key}: set it with the [control] webcam / webcam_preview settings")
+        return WebcamConfig.from_dict({**table, "source": self.webcam, "preview": self.webcam_preview})
 
     def to_toml(self) -> str:
         lines: list[str] = []
         for section in sections():
             lines.append(f"[{section}]")
+            if section == "webcam":
+                table = json.loads(self.webcam_settings) if self.webcam_settings else {}
+                lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
             for spec in dataclasses.fields(self):
-                if spec.metadata["section"] == section:
+                if spec.metadata["section"] == section and section != "webcam":
                     lines.append(f"{spec.name} = {toml_value(getattr(self, spec.name))}")
             lines.append("")
         return "\n".join(lines)
@@ -131,6 +153,10 @@ def validate(spec: dataclasses.Field, value: Any) -> None:
 
 
 def toml_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -150,6 +176,9 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     specs = {spec.name: spec for spec in dataclasses.fields(RuntimeConfig)}
     values: dict[str, Any] = {}
     for section, table in document.items():
+        if section == "webcam" and isinstance(table, dict):
+            values["webcam_settings"] = json.dumps(table)
+            continue
         if not isinstance(table, dict):
             raise ValueError(f"{path}: top-level key {section!r} must be inside a section ({', '.join(sections())})")
         for key, value in table.items():

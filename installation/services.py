@@ -37,9 +37,9 @@ class Services:
             self.feedback = OscFeedback(config.feedback_host, config.feedback_port, config.osc_prefix)
             log.info("OSC feedback to %s:%d", config.feedback_host, config.feedback_port)
         if config.webcam.strip().lower() not in ("", "none"):
-            from installation.webcam import Webcam, WebcamConfig
+            from installation.webcam import Webcam
 
-            self.webcam = Webcam(self.controls, WebcamConfig(source=config.webcam, preview=config.webcam_preview))
+            self.webcam = Webcam(self.controls, config.webcam_config())
             self.webcam.start()
             log.info("webcam %s", config.webcam)
         return self

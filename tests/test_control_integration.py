@@ -132,3 +132,27 @@ def test_a_camera_that_cannot_be_opened_does_not_stop_the_piece(tiny_bundle):
     piece = Piece(config, bundle=load_bundle(tiny_bundle))
     assert piece.run() == 0
     assert piece.frames_shown == 40
+
+
+def test_the_config_file_carries_a_webcam_table(tmp_path):
+    import argparse
+
+    import pytest
+
+    from installation import config as runtime_config
+
+    path = tmp_path / "piece.toml"
+    path.write_text('[control]\nwebcam = "2"\n[webcam]\nfps = 10.0\n'
+                    'mapping = { motion = { to = "blend", in = [0, 0.1], out = [0.0, 0.6] } }\n')
+    parser = argparse.ArgumentParser()
+    runtime_config.add_arguments(parser)
+    config = runtime_config.resolve(parser.parse_args(["--config", str(path)]))
+    webcam = config.webcam_config()
+    assert webcam.source == 2 and webcam.fps == 10.0
+    assert webcam.mapping.to_dict()["motion"]["to"] == "blend"
+    reprinted = tmp_path / "again.toml"
+    reprinted.write_text(config.to_toml())
+    assert runtime_config.resolve(parser.parse_args(["--config", str(reprinted)])) == config
+    path.write_text('[webcam]\nmapping = { motion = { to = "speed", inn = [0, 1] } }\n')
+    with pytest.raises(ValueError, match="webcam mapping motion: unknown key 'inn'"):
+        runtime_config.resolve(parser.parse_args(["--config", str(path)]))
