@@ -225,6 +225,9 @@ class Piece:
                     self.first_frame_at = self.first_frame_at or now
                     self.last_frame_at = now
                     stats.frame(worker)
+                    if config.screenshot_every and self.display is not None and \
+                            self.frames_shown % config.screenshot_every == 0:
+                        self.display.screenshot(config.screenshot.format(frame=self.frames_shown))
                     if config.frames and self.frames_shown >= config.frames:
                         break
                 caption = self.captions.after_frame(self.target, controls, now)
@@ -235,7 +238,7 @@ class Piece:
             self.services.stop()
             self.captions.stop()
             if self.display is not None and config.screenshot and self.shown is not None:
-                self.display.screenshot(config.screenshot)
+                self.display.screenshot(config.screenshot.format(frame=self.frames_shown))
             heartbeat.stopped(self.health_report(stats, worker, fallback), self.stop_reason)
         log.info("stopped after %d frames (%s)", self.frames_shown, self.stop_reason)
         return 0

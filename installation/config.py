@@ -90,7 +90,9 @@ class RuntimeConfig:
                                    1.0, 86400.0)
     # Running.
     frames: int = setting(0, "run", "exit after this many displayed frames (0 = run forever)", 0, 10**12)
-    screenshot: str = setting("", "run", "write a PNG of the screen here on exit (and on key S)")
+    screenshot: str = setting("", "run", "write a PNG of the screen here on exit (and on key S); with "
+                              "--screenshot-every, a pattern such as shots/walk_{frame:05d}.png")
+    screenshot_every: int = setting(0, "run", "also write a screenshot every N displayed frames (0 = off)", 0, 10**9)
     stats_every: float = setting(60.0, "run", "seconds between frame-rate and latency log lines", 1.0, 86400.0)
     log_level: str = setting("info", "run", "logging level", choices=("debug", "info", "warning", "error"))
 
