@@ -161,7 +161,8 @@ class Piece:
         elif name in TRIGGER_KEYS:
             self.controls.trigger(TRIGGER_KEYS[name], "keyboard")
         elif name == "s" and self.display is not None:
-            self.display.screenshot(self.config.screenshot or f"masquerade-{int(time.time())}.png")
+            pattern = self.config.screenshot or "masquerade-{frame}.png"
+            self.display.screenshot(pattern.format(frame=self.frames_shown))
 
     def run(self) -> int:
         config = self.config
