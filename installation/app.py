@@ -39,7 +39,7 @@ def initial_controls(config: runtime_config.RuntimeConfig) -> ControlState:
     }
     parameters = {name: dataclasses.replace(parameter, default=starting[name]) if name in starting else parameter
                   for name, parameter in PARAMETERS.items()}
-    return ControlState(parameters)
+    return ControlState(parameters, hold_seconds=config.hold_seconds)
 
 
 def walk_config(config: runtime_config.RuntimeConfig, latent_dim: int) -> WalkConfig:
