@@ -33,6 +33,7 @@ class Diversity:
     mean_pairwise: float
     min_pairwise: float
     near_duplicate: float
+    close_pairs: int  # pairs of samples closer than twice the near-duplicate distance
 
     @property
     def ratio(self) -> float:
@@ -42,6 +43,7 @@ class Diversity:
         return {"samples": self.samples, "mean_pairwise_rms": round(self.mean_pairwise, 4),
                 "min_pairwise_rms": round(self.min_pairwise, 4),
                 "near_duplicate_rms": round(self.near_duplicate, 4), "ratio": round(self.ratio, 2),
+                "close_pairs": self.close_pairs,
                 "method": "RMS pixel distance at 32 px between generator frames (0..1); near-duplicates are "
                           f"frames of z and z + {NEAR_DUPLICATE_NOISE} * noise"}
 
@@ -54,7 +56,9 @@ def measure_diversity(renderer: Renderer, count: int = 64, seed: int = 0) -> Div
     nudged = renderer.render(latents + NEAR_DUPLICATE_NOISE * noise, upscale=False)
     pairwise = pairwise_rms_distances(frames)
     near = [pairwise_rms_distances(np.stack([a, b]))[0] for a, b in zip(frames, nudged, strict=True)]
-    return Diversity(count, float(pairwise.mean()), float(pairwise.min()), float(np.mean(near)))
+    near_duplicate = float(np.mean(near))
+    return Diversity(count, float(pairwise.mean()), float(pairwise.min()), near_duplicate,
+                     int((pairwise < 2 * near_duplicate).sum()))
 
 
 def run_events(run_dir: Path) -> dict:
@@ -128,7 +132,8 @@ def write_card(bundle_dir: Path, dcgan_run: Path, sr_run: Path | None, inspect_r
         f"D(x) {scalar(dcgan, 'd_real')}, D(G(z)) {scalar(dcgan, 'd_fake')}.",
         f"- Diversity over {diversity.samples} samples: mean pairwise RMS distance {diversity.mean_pairwise:.4f}, "
         f"minimum {diversity.min_pairwise:.4f}, against {diversity.near_duplicate:.4f} for near-duplicates "
-        f"(z vs z + {NEAR_DUPLICATE_NOISE} noise): {diversity.ratio:.1f}x. No two samples are near-identical.", "",
+        f"(z vs z + {NEAR_DUPLICATE_NOISE} noise): {diversity.ratio:.1f}x; {diversity.close_pairs} of "
+        f"{diversity.samples * (diversity.samples - 1) // 2} pairs closer than twice the near-duplicate distance.", "",
         "## Upscaler", "",
         f"- {upscaler.get('architecture', 'none')} x{upscaler.get('scale', '-')}, "
         f"{upscaler.get('input_size', '-')} -> {upscaler.get('output_size', '-')} px, "

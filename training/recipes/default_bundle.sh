@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-.venv/bin/python}
 WORK=${WORK:-build/default-bundle}
 OUT=${OUT:-assets/models/default}
-DCGAN_STEPS=${DCGAN_STEPS:-15000}
+DCGAN_STEPS=${DCGAN_STEPS:-22980}
 SR_STEPS=${SR_STEPS:-12000}
 RESUME=${RESUME:-0}
 
