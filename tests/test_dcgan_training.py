@@ -134,3 +134,18 @@ def test_empty_data_folder_is_refused(tmp_path):
     result = cli("ingest", str(tmp_path / "empty"), "--out", str(tmp_path / "dataset"))
     assert result.returncode == 2
     assert "no readable images" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_warm_start_takes_the_networks_and_extra_generator_updates_count(tiny_dataset, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert cli("dcgan", "--data", str(tiny_dataset), "--out", str(first), *TINY, "--steps", "2",
+               "--strategy", "cpu").returncode == 0
+    result = cli("dcgan", "--data", str(tiny_dataset), "--out", str(second), *TINY, "--steps", "2",
+                 "--strategy", "cpu", "--init-from", str(first), "--generator-updates", "2")
+    assert result.returncode == 0, result.stderr
+    assert "networks initialised from" in result.stderr
+    final = tf.train.latest_checkpoint(str(second / "checkpoints"))
+    assert final.endswith("ckpt-2") and optimizer_iterations(final) == 4  # two generator updates per step
+    missing = cli("dcgan", "--data", str(tiny_dataset), "--out", str(tmp_path / "third"), *TINY, "--steps", "2",
+                  "--strategy", "cpu", "--init-from", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "holds no checkpoint to start from" in missing.stderr

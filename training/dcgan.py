@@ -31,6 +31,10 @@ class DCGANConfig:
     learning_rate: float = 2e-4
     beta1: float = 0.5
     label_smoothing: float = 0.0
+    # Generator updates per discriminator update; the classic DCGAN code runs two so that D's loss does not
+    # collapse to zero (a D far ahead of G is where mode collapse starts).
+    generator_updates: int = 1
+    init_from: str | None = None  # warm start: the networks (not the optimizers or step) of another run
     steps_per_loop: int = 10
     checkpoint_every: int = 500
     sample_every: int = 500
@@ -48,7 +52,7 @@ class DCGANConfig:
         ranges = {
             "latent_dim": (1, 4096), "steps": (1, 10**9), "batch_size": (1, 65536), "steps_per_loop": (1, 10_000),
             "checkpoint_every": (1, 10**9), "sample_every": (1, 10**9), "log_every": (1, 10**9),
-            "keep_checkpoints": (1, 1000),
+            "keep_checkpoints": (1, 1000), "generator_updates": (1, 10),
         }
         for name, (low, high) in ranges.items():
             value = getattr(self, name)
@@ -113,6 +117,13 @@ class DCGANTrainer:
         if self.manager.latest_checkpoint:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             log.info("resumed from %s at step %d", self.manager.latest_checkpoint, int(self.step))
+        elif self.config.init_from:
+            source = tf.train.latest_checkpoint(str(Path(self.config.init_from) / CHECKPOINT_DIR))
+            if source is None:
+                raise FileNotFoundError(f"--init-from {self.config.init_from} holds no checkpoint to start from")
+            networks = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator)
+            networks.restore(source).expect_partial().assert_existing_objects_matched()
+            log.info("networks initialised from %s; optimizers and step start fresh", source)
         return int(self.step)
 
     def replica_step(self, real_images):
@@ -148,6 +159,8 @@ class DCGANTrainer:
         self.generator_optimizer.apply_gradients(
             zip(generator_gradients, self.generator.trainable_variables, strict=True)
         )
+        for _ in range(config.generator_updates - 1):
+            self.generator_only_step(batch)
         real_score = tf.nn.compute_average_loss(
             tf.reshape(tf.sigmoid(real_logits), [-1]), global_batch_size=config.batch_size
         )
@@ -155,6 +168,19 @@ class DCGANTrainer:
             tf.reshape(tf.sigmoid(fake_logits), [-1]), global_batch_size=config.batch_size
         )
         return discriminator_loss, generator_loss, real_score, fake_score
+
+    def generator_only_step(self, batch):
+        """One more generator update on fresh noise against the just-updated discriminator."""
+        latent = self.noise.normal([batch, self.config.latent_dim])
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(self.generator(latent, training=True), training=True)
+            loss = tf.nn.compute_average_loss(
+                tf.reshape(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits),
+                                                                   logits=fake_logits), [-1]),
+                global_batch_size=self.config.batch_size,
+            )
+        gradients = tape.gradient(loss, self.generator.trainable_variables)
+        self.generator_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables, strict=True))
 
     def train_steps_fn(self, iterator, count):
         """`count` steps in one graph call: Python overhead paid once per loop, not once per step."""
