@@ -87,7 +87,7 @@ def folder_size(path: Path) -> int:
     return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
 
 
-def write_card(bundle_dir: Path, dcgan_run: Path, sr_run: Path | None, inspect_report: Path | None,
+def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, inspect_report: Path | None,
                recipe: Path | None) -> Path:
     from training.runs import image_grid, save_png  # the grid helper training uses for its sample grids
 
@@ -99,7 +99,9 @@ def write_card(bundle_dir: Path, dcgan_run: Path, sr_run: Path | None, inspect_r
     generator = dict(bundle.manifest["generator"], diversity=diversity.to_dict())
     manifest = update_manifest(bundle_dir, "generator", generator)
 
-    dcgan = run_events(dcgan_run)
+    stages = [run_events(run) for run in dcgan_runs]
+    dcgan = {"scalars": stages[-1]["scalars"],
+             "wall_seconds": sum(stage["wall_seconds"] or 0 for stage in stages) or None}
     sr = run_events(sr_run) if sr_run else None
     upscaler = manifest.get("upscaler", {})
     metrics = upscaler.get("metrics", {})
@@ -127,7 +129,8 @@ def write_card(bundle_dir: Path, dcgan_run: Path, sr_run: Path | None, inspect_r
         f"- DCGAN {generator['resolution']} px, latent {generator['latent_dim']}, width multiplier "
         f"{generator['width_multiplier']}; {generator['steps']} steps at batch {config.get('batch_size')}, "
         f"Adam {config.get('learning_rate')} beta1 {config.get('beta1')}, strategy {config.get('strategy')}.",
-        f"- Wall time (first to last log event): {hours(dcgan)} on 2 CPU cores shared with other work.",
+        f"- Wall time (first to last log event, {len(dcgan_runs)} stage(s): "
+        f"{', '.join(str(run) for run in dcgan_runs)}): {hours(dcgan)} on 2 CPU cores shared with other work.",
         f"- Final losses: discriminator {scalar(dcgan, 'd_loss')}, generator {scalar(dcgan, 'g_loss')}; "
         f"D(x) {scalar(dcgan, 'd_real')}, D(G(z)) {scalar(dcgan, 'd_fake')}.",
         f"- Diversity over {diversity.samples} samples: mean pairwise RMS distance {diversity.mean_pairwise:.4f}, "
@@ -162,7 +165,7 @@ def write_card(bundle_dir: Path, dcgan_run: Path, sr_run: Path | None, inspect_r
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m installation.model_card", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, type=Path)
-    parser.add_argument("--dcgan-run", required=True, type=Path)
+    parser.add_argument("--dcgan-run", required=True, type=Path, nargs="+", help="the DCGAN run(s), in order")
     parser.add_argument("--sr-run", type=Path)
     parser.add_argument("--inspect", type=Path, help="report.json written by installation.inspect")
     parser.add_argument("--recipe", type=Path, help="the script that rebuilds the bundle")
