@@ -61,13 +61,16 @@ def measure_diversity(renderer: Renderer, count: int = 64, seed: int = 0) -> Div
                      int((pairwise < 2 * near_duplicate).sum()))
 
 
-def run_events(run_dir: Path) -> dict:
-    """Last value of each scalar and the wall-clock span of a run's TensorBoard logs."""
+def run_events(run_dir: Path, max_step: int | None = None) -> dict:
+    """Last value of each scalar and the wall-clock span of a run's TensorBoard logs, up to `max_step` (a
+    bundle exported at step N is described by its logs up to N, whatever the run did afterwards)."""
     import tensorflow as tf
 
     scalars, times = {}, []
     for path in sorted((run_dir / "logs").glob("events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
+            if max_step is not None and event.step > max_step:
+                continue
             times.append(event.wall_time)
             for value in event.summary.value:
                 if value.metadata.plugin_data.plugin_name == "scalars" or value.HasField("simple_value"):
@@ -76,6 +79,12 @@ def run_events(run_dir: Path) -> dict:
                     scalars[value.tag] = (event.step, number)
     wall = (max(times) - min(times)) if times else None
     return {"scalars": scalars, "wall_seconds": wall}
+
+
+def layer_summary(extractor: dict) -> str:
+    sources = extractor.get("source_layers", {})
+    dims = extractor.get("dims", {})
+    return ", ".join(f"{layer} ({sources.get(layer)}, {count} dims)" for layer, count in dims.items())
 
 
 def figure(values: dict, name: str, digits: int = 2) -> str:
@@ -99,15 +108,16 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
     generator = dict(bundle.manifest["generator"], diversity=diversity.to_dict())
     manifest = update_manifest(bundle_dir, "generator", generator)
 
-    stages = [run_events(run) for run in dcgan_runs]
+    stages = [run_events(run) for run in dcgan_runs[:-1]] + [run_events(dcgan_runs[-1], generator["steps"])]
     dcgan = {"scalars": stages[-1]["scalars"],
              "wall_seconds": sum(stage["wall_seconds"] or 0 for stage in stages) or None}
-    sr = run_events(sr_run) if sr_run else None
+    sr = run_events(sr_run, manifest.get("upscaler", {}).get("steps")) if sr_run else None
     upscaler = manifest.get("upscaler", {})
     metrics = upscaler.get("metrics", {})
     index = manifest.get("index", {})
     novelty = json.loads(inspect_report.read_text())["summary"] if inspect_report else {}
     config = generator.get("training_config", {})
+    extractor = index.get("extractor", {})
 
     def scalar(events, name):
         found = events["scalars"].get(name) if events else None
@@ -146,8 +156,8 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
         f"{figure(metrics, 'bicubic_ssim_y', 4)}; PSNR-RGB {figure(metrics, 'psnr_rgb')} dB vs "
         f"{figure(metrics, 'bicubic_psnr_rgb')} dB.", "",
         "## Provenance index", "",
-        f"- {index.get('count', 'no')} images, extractor {index.get('extractor', '-')}, layers "
-        f"{', '.join(index.get('layers', []))}.",
+        f"- {index.get('count', 'no')} images, extractor {extractor.get('name', '-')}; layers "
+        f"{layer_summary(extractor)}.",
     ]
     for layer, summary in novelty.items():
         share = summary.get("memorised_share")
@@ -156,6 +166,12 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
                      f"image than the dataset's own 95th-percentile nearest-neighbour similarity "
                      f"({summary.get('threshold_similarity')}); mean best similarity "
                      f"{summary.get('mean_best_similarity')}.")
+    if diversity.close_pairs:
+        lines += ["", "## Known limitations", "",
+                  f"- Partial mode collapse: {diversity.close_pairs} of the "
+                  f"{diversity.samples * (diversity.samples - 1) // 2} sample pairs are near-identical (the "
+                  "training collection has no pair that close). Some regions of latent space share a mode; the "
+                  "walk passes through them as repeated faces."]
     lines += ["", f"Bundle size: {folder_size(bundle_dir) / 2**20:.1f} MB.", ""]
     card = bundle_dir / "MODEL_CARD.md"
     card.write_text("\n".join(lines))

@@ -7,8 +7,7 @@ cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-.venv/bin/python}
 WORK=${WORK:-build/default-bundle}
 OUT=${OUT:-assets/models/default}
-DCGAN_STEPS=${DCGAN_STEPS:-25850}
-FINETUNE_STEPS=${FINETUNE_STEPS:-6000}
+DCGAN_STEPS=${DCGAN_STEPS:-22980}
 SR_STEPS=${SR_STEPS:-12000}
 RESUME=${RESUME:-0}
 
@@ -17,24 +16,18 @@ if [ "$RESUME" = 0 ]; then
     "$PYTHON" -m training ingest "$WORK/masks" --out "$WORK/dataset" --image-size 256
     "$PYTHON" -m training dcgan --data "$WORK/dataset" --out "$WORK/dcgan" --resolution 64 --width-multiplier 0.25 \
         --steps "$DCGAN_STEPS" --batch-size 64 --strategy cpu --sample-every 500 --checkpoint-every 500 --seed 1
-    # Then two generator updates per D update and one-sided label smoothing, warm-started: D had pulled far
-    # ahead (loss ~0.01) and some latents had begun to share a mode; this stage spreads them out again.
-    "$PYTHON" -m training dcgan --data "$WORK/dataset" --out "$WORK/dcgan-ft" --init-from "$WORK/dcgan" \
-        --resolution 64 --width-multiplier 0.25 --steps "$FINETUNE_STEPS" --batch-size 64 --strategy cpu \
-        --sample-every 500 --checkpoint-every 500 --generator-updates 2 --label-smoothing 0.1 --seed 2
     "$PYTHON" -m training srgan --data "$WORK/dataset" --out "$WORK/sr" --architecture realtime --hr-size 128 \
         --batch-size 16 --pretrain-steps "$SR_STEPS" --gan-steps 0 --strategy cpu --checkpoint-every 500 --seed 1
 else
     "$PYTHON" -m training dcgan --out "$WORK/dcgan" --resume --steps "$DCGAN_STEPS"
-    "$PYTHON" -m training dcgan --out "$WORK/dcgan-ft" --resume --steps "$FINETUNE_STEPS"
     "$PYTHON" -m training srgan --out "$WORK/sr" --resume --pretrain-steps "$SR_STEPS"
 fi
 rm -rf "$OUT.new" && mkdir -p "$OUT.new"
-"$PYTHON" -m training export "$WORK/dcgan-ft" --out "$OUT.new"
+"$PYTHON" -m training export "$WORK/dcgan" --out "$OUT.new"
 "$PYTHON" -m training export-sr "$WORK/sr" --out "$OUT.new" --data "$WORK/dataset"
-"$PYTHON" -m training index --model "$OUT.new" --data "$WORK/dataset" --run "$WORK/dcgan-ft" --thumb-size 40
+"$PYTHON" -m training index --model "$OUT.new" --data "$WORK/dataset" --run "$WORK/dcgan" --thumb-size 40
 "$PYTHON" -m installation.inspect --model "$OUT.new" --samples 100 --out "$WORK/inspect"
-"$PYTHON" -m installation.model_card --model "$OUT.new" --dcgan-run "$WORK/dcgan" "$WORK/dcgan-ft" --sr-run "$WORK/sr" \
+"$PYTHON" -m installation.model_card --model "$OUT.new" --dcgan-run "$WORK/dcgan" --sr-run "$WORK/sr" \
     --inspect "$WORK/inspect/report.json" --recipe training/recipes/default_bundle.sh
 rm -rf "$OUT.old" && { [ ! -d "$OUT" ] || mv "$OUT" "$OUT.old"; } && mv "$OUT.new" "$OUT" && rm -rf "$OUT.old"
 echo "bundle written to $OUT"
