@@ -83,10 +83,11 @@ class Display:
             surface = surface.subsurface((x, y, w, h))
         target = placement.target
         scale = pygame.transform.smoothscale if self.smooth else pygame.transform.scale
-        if self.scaled is None or self.scaled.get_size() != target[2:]:
-            self.scaled = pygame.Surface(target[2:], 0, 24)
-        if surface.get_bitsize() != 24:
-            surface = surface.convert(24)
+        # The scaled surface takes the frame's own pixel format: smoothscale copies raw pixels, so a surface
+        # with other channel masks (pygame's default 24-bit one is BGR) would swap red and blue on screen.
+        key = (target[2:], surface.get_bitsize(), surface.get_masks())
+        if self.scaled is None or self.cache_key != key:
+            self.scaled, self.cache_key = pygame.Surface(target[2:], 0, surface), key
         scale(surface, target[2:], self.scaled)
         if target[:2] != (0, 0) or target[2:] != self.size:
             self.screen.fill((0, 0, 0))

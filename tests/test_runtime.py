@@ -163,3 +163,26 @@ def test_no_display_is_one_clear_line(tiny_bundle):
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "no display available" in result.stderr and "xvfb-run" in result.stderr
+
+
+@pytest.mark.parametrize("fit, size", [("letterbox", (300, 200)), ("fill", (200, 300))])
+def test_the_screen_shows_frames_in_rgb_order_and_keeps_the_aspect(tmp_path, fit, size):
+    from installation.display import Display
+
+    frame = np.zeros((64, 64, 3), np.uint8)
+    frame[:, :32] = (220, 30, 10)  # red on the left
+    frame[:, 32:] = (10, 40, 230)  # blue on the right
+    display = Display(windowed=True, size=size, fit=fit)
+    try:
+        display.show(frame)
+        shot = np.asarray(Image.open(display.screenshot(tmp_path / "screen.png")).convert("RGB")).astype(int)
+    finally:
+        display.close()
+    height, width = shot.shape[:2]
+    left, right = shot[height // 2, width // 2 - 20], shot[height // 2, width // 2 + 20]
+    assert abs(left - (220, 30, 10)).max() <= 4 and abs(right - (10, 40, 230)).max() <= 4
+    if fit == "letterbox":
+        assert shot[:, :40].max() == 0 and shot[:, -40:].max() == 0  # bars beside a square frame
+    else:
+        # The frame covers the whole screen (cropped at the sides): no bars, colour right to the corners.
+        assert abs(shot[0, 0] - (220, 30, 10)).max() <= 4 and abs(shot[-1, -1] - (10, 40, 230)).max() <= 4
