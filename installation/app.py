@@ -129,6 +129,12 @@ class Piece:
         self.frames_shown = 0
         self.new_frames = 0  # distinct rendered frames put on screen
         self.stamp = self.shown_stamp = 0  # steering generation asked for / on screen (for latency probes)
+        self.previous_controls: Snapshot | None = None
+        self.pending_triggers: dict = {}
+        self.requested_until = -np.inf
+        self.interval = 1.0 / config.fps
+        self.fallback = Fallback(config.failures_before_fallback, config.retry_seconds)
+        self.worker: RenderWorker | None = None
         self.shown: np.ndarray | None = None
         self.target: np.ndarray | None = None
         self.first_frame_at = self.last_frame_at = 0.0
@@ -172,42 +178,26 @@ class Piece:
             log.error("render warm-up failed: %s: %s", type(error).__name__, error)
         self.services.start()
         self.captions.start()
-        worker = RenderWorker(self.renderer.render, clock=self.clock).start()
+        self.worker = worker = RenderWorker(self.renderer.render, clock=self.clock).start()
         stats = Stats(self.clock, config.stats_every)
-        interval = 1.0 / config.fps
-        previous_controls: Snapshot | None = None
-        stamp = 0
-        requested_until = -np.inf
+        interval = self.interval
         arrival, last_sequence, last_index, frame_gap = self.clock(), -1, -1, interval
         pace = PaceKeeper(config.fps, self.clock)
         heartbeat = Heartbeat(config.status_file, config.heartbeat_every, self.services.feedback, self.clock)
-        fallback = Fallback(config.failures_before_fallback, config.retry_seconds)
+        fallback = self.fallback
         sd_notify("READY=1")
         try:
             while not self.stop_requested.is_set():
                 now = self.clock()
                 if heartbeat.beat(self.health_report(stats, worker, fallback)):
-                    worker = self.watch(worker)
+                    self.worker = worker = self.watch(worker)
                 fallback.update(worker.consecutive_failures, worker.last_error, now)
                 if self.display is not None:
                     for key in self.display.poll_keys():
                         self.handle_key(*key)
-                controls = self.controls.snapshot()
-                triggers = self.controls.drain_triggers()
-                if steer(self.walker, controls, previous_controls, triggers, now):
-                    stamp += 1
-                    self.stamp = stamp
-                previous_controls = controls
+                controls = self.take_controls(now)
                 walk_state = self.walker.advance(now)
-                lead = worker.latency if worker.renders else 0.0
-                # Render again when steered (what is in flight is stale) or when the frames already asked
-                # for run out before a new render could arrive; otherwise the batch in hand covers now.
-                due = stamp > worker.min_stamp or (worker.idle and requested_until < now + lead + interval)
-                if due and fallback.may_render(now):
-                    times = now + lead + interval * np.arange(config.render_ahead + 1)
-                    worker.submit(FrameRequest(stamp, times, predicted_latents(self.walker, times),
-                                               bool(controls["upscale"]) and fallback.upscale))
-                    requested_until = times[-1]
+                self.request_frames(now, controls)
                 result = worker.latest()
                 if result is None and fallback.level == "still" and self.target is None:
                     self.target = self.shown = placeholder(self.renderer.output_size(False))
@@ -232,8 +222,9 @@ class Piece:
                     if config.frames and self.frames_shown >= config.frames:
                         break
                 caption = self.captions.after_frame(self.target, controls, now)
+                triggers, self.pending_triggers = self.pending_triggers, {}
                 self.services.after_frame(walk_state, stats.fps, self.captions.novelty, controls, triggers, caption)
-                pace.wait()
+                pace.wait(self.controls.changed, self.between_frames)
         finally:
             worker.stop()
             self.services.stop()
@@ -243,6 +234,37 @@ class Piece:
             heartbeat.stopped(self.health_report(stats, worker, fallback), self.stop_reason)
         log.info("stopped after %d frames (%s)", self.frames_shown, self.stop_reason)
         return 0
+
+    def take_controls(self, now: float) -> Snapshot:
+        """Read the control state once and apply what changed to the walk; a changed path bumps the stamp."""
+        controls = self.controls.snapshot()
+        triggers = self.controls.drain_triggers()
+        self.pending_triggers.update(triggers)  # for the feedback at the end of the frame (e.g. query)
+        if steer(self.walker, controls, self.previous_controls, triggers, now):
+            self.stamp += 1
+        self.previous_controls = controls
+        return controls
+
+    def request_frames(self, now: float, controls: Snapshot) -> None:
+        """Ask for a render when steered (what is in flight is stale) or when the frames already asked for run
+        out before a new render could arrive; otherwise the batch in hand covers now."""
+        worker, interval = self.worker, self.interval
+        lead = worker.latency if worker.renders else 0.0
+        due = self.stamp > worker.min_stamp or (worker.idle and self.requested_until < now + lead + interval)
+        if due and self.fallback.may_render(now):
+            times = now + lead + interval * np.arange(self.config.render_ahead + 1)
+            worker.submit(FrameRequest(self.stamp, times, predicted_latents(self.walker, times),
+                                       bool(controls["upscale"]) and self.fallback.upscale))
+            self.requested_until = times[-1]
+
+    def between_frames(self) -> None:
+        """A control changed while the display waits: steer and start the render now, not at the next frame,
+        so the change is on screen one frame sooner. The display keeps its own cadence."""
+        now = self.clock()
+        stamp = self.stamp
+        controls = self.take_controls(now)
+        if self.stamp != stamp:
+            self.request_frames(now, controls)
 
     def health_report(self, stats: Stats, worker: RenderWorker, fallback: Fallback) -> Health:
         self.health.frames_shown, self.health.fps = self.frames_shown, stats.fps
@@ -335,19 +357,25 @@ def placeholder(size: int) -> np.ndarray:
 
 
 class PaceKeeper:
-    """Holds the display to its frame-rate target without drifting (sleeps to the next deadline)."""
+    """Holds the display to its frame-rate target without drifting (sleeps to the next deadline); while it
+    sleeps, a set `wake` event runs `on_wake` at once (control changes are steered between frames)."""
 
     def __init__(self, fps: float, clock: Callable[[], float]):
         self.interval, self.clock = 1.0 / fps, clock
         self.deadline = clock() + self.interval
 
-    def wait(self) -> None:
-        now = self.clock()
-        if self.deadline > now:
-            time.sleep(self.deadline - now)
-            self.deadline += self.interval
-        else:
-            self.deadline = now + self.interval
+    def wait(self, wake: threading.Event | None = None, on_wake: Callable[[], None] | None = None) -> None:
+        while True:
+            remaining = self.deadline - self.clock()
+            if remaining <= 0:
+                self.deadline = max(self.deadline, self.clock() - self.interval) + self.interval
+                return
+            if wake is None:
+                time.sleep(remaining)
+            elif wake.wait(remaining):
+                wake.clear()
+                if on_wake is not None:
+                    on_wake()
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

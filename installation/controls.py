@@ -296,6 +296,8 @@ class ControlState:
         self._trigger_counts: dict[str, int] = {}
         self._trigger_payloads: dict[str, Any] = {}
         self._held = 0
+        # Set on every applied write, so the display loop can react between frames instead of at the next one.
+        self.changed = threading.Event()
 
     def parameter(self, name: str) -> Parameter:
         """Look a parameter up by name; raises ValueError listing the known names."""
@@ -323,6 +325,7 @@ class ControlState:
                 return None, False
             with self._lock:
                 self._trigger_counts[name] = self._trigger_counts.get(name, 0) + 1
+            self.changed.set()
             return 1, False
         with self._lock:
             now = self._clock()
@@ -337,6 +340,7 @@ class ControlState:
             if parameter.event:
                 self._trigger_counts[name] = self._trigger_counts.get(name, 0) + 1
                 self._trigger_payloads[name] = applied
+        self.changed.set()
         return applied, clamped
 
     def trigger(self, name: str, source: str) -> None:
