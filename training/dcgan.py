@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from models import dcgan
 from training import data
-from training.runs import CHECKPOINT_DIR, LoopKeeper, StopSignals, image_grid, save_png, to_uint8
+from training.runs import CHECKPOINT_DIR, LoopKeeper, StopSignals, image_grid, publish_samples, to_uint8
 from training.strategy import StrategyConfig, check_global_batch, make_strategy
 
 log = logging.getLogger(__name__)
@@ -202,11 +202,7 @@ class DCGANTrainer:
         return to_uint8(self.generator(self.fixed_noise, training=False))
 
     def save_samples(self, step: int, writer) -> Path:
-        grid = image_grid(self.samples(), columns=8)
-        path = save_png(grid, self.run_dir / "samples" / f"step_{step:08d}.png")
-        with writer.as_default():
-            tf.summary.image("samples", grid[None], step=step)
-        return path
+        return publish_samples(self.run_dir, step, image_grid(self.samples(), columns=8), writer)
 
     def train(self) -> dict:
         config = self.config

@@ -124,6 +124,16 @@ def save_png(array: np.ndarray, path: Path) -> Path:
     return path
 
 
+def publish_samples(run_dir: Path, step: int, image: np.ndarray, writer) -> Path:
+    """A run's sample image at a step: a PNG under run/samples/ and an image in TensorBoard."""
+    import tensorflow as tf
+
+    path = save_png(image, Path(run_dir) / "samples" / f"step_{step:08d}.png")
+    with writer.as_default():
+        tf.summary.image("samples", image[None], step=step)
+    return path
+
+
 def progress_kwargs() -> dict:
     """tqdm settings: lively on a terminal, a line every 30 s in a log file."""
     interactive = sys.stderr.isatty()

@@ -38,7 +38,7 @@ from training.runs import (
     StopSignals,
     image_grid,
     prepare_run_dir,
-    save_png,
+    publish_samples,
     to_uint8,
 )
 from training.strategy import StrategyConfig, check_global_batch, make_strategy
@@ -510,10 +510,7 @@ class SRGANTrainer:
         sr = self.upscaler(lr, training=False)
         strip = comparison_strip(to_uint8(lr), to_uint8(bicubic_upscale(lr, self.config.scale)), to_uint8(sr),
                                  to_uint8(hr))
-        path = save_png(strip, self.run_dir / "samples" / f"step_{step:08d}.png")
-        with writer.as_default():
-            tf.summary.image("samples", strip[None], step=step)
-        return path
+        return publish_samples(self.run_dir, step, strip, writer)
 
     def train(self) -> dict:
         config = self.config
