@@ -10,8 +10,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.bundle import write_json_atomic
-
 log = logging.getLogger(__name__)
 
 
@@ -81,6 +79,8 @@ class Heartbeat:
             self.write(self.document(health, "stopped", reason))
 
     def write(self, document: dict) -> None:
+        from models.bundle import write_json_atomic  # here, so --help and --print-config do not load Keras
+
         try:
             write_json_atomic(self.path, document)
         except OSError as error:
