@@ -61,14 +61,10 @@ def diversity(renderer):
     return measure_diversity(renderer, count=64)
 
 
-def test_samples_are_diverse(diversity):
-    # Measured on the committed bundle (MODEL_CARD.md): mean pairwise RMS 0.233 vs 0.015 for near-duplicates.
+def test_samples_are_diverse_and_never_near_identical(diversity):
+    # Measured on the committed bundle (MODEL_CARD.md): mean pairwise RMS 0.264 vs 0.014 for near-duplicates
+    # (18.8x); the closest of the 2016 pairs is at 0.046, over three times the near-duplicate distance.
     assert diversity.ratio > 10, diversity
-    assert diversity.close_pairs <= 0.01 * 64 * 63 / 2, diversity  # at most 1% of pairs (measured: 7 of 2016)
-
-
-@pytest.mark.xfail(strict=True, reason="partial mode collapse in the bundled DCGAN (7 of 2016 pairs): issue 6")
-def test_no_two_samples_are_near_identical(diversity):
     assert diversity.close_pairs == 0, diversity
     assert diversity.min_pairwise > 2 * diversity.near_duplicate, diversity
 
