@@ -1,6 +1,7 @@
 """Shared test set-up: quiet TensorFlow, headless pygame, two logical CPUs for MirroredStrategy tests."""
 
 import os
+import time
 
 import pytest
 
@@ -48,3 +49,13 @@ def make_bundle(path, resolution=64, with_upscaler=True):
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     return make_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+
+
+def wait_until(predicate, timeout: float = 2.0, interval: float = 0.005) -> bool:
+    """Poll `predicate` until it holds or `timeout` passes; threads and sockets under test need a moment."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

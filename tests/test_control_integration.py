@@ -1,11 +1,13 @@
 """OSC and webcam steering the real live loop (headless): real UDP on loopback, a real VideoCapture."""
 
+import functools
 import socket
 import threading
 import time
 
 import cv2
 import numpy as np
+from conftest import wait_until
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
@@ -30,12 +32,7 @@ def start_piece(piece: Piece) -> threading.Thread:
     return thread
 
 
-def wait_for(condition, timeout=5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return condition()
-
+wait_for = functools.partial(wait_until, timeout=5.0, interval=0.01)
 
 class Listener:
     """A real OSC receiver on loopback that records every message."""

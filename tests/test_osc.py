@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from pythonosc.osc_message import OscMessage as PythonOscMessage
 from pythonosc.udp_client import SimpleUDPClient
 
@@ -68,13 +69,6 @@ def bundle(tag: bytes, *elements: bytes) -> bytes:
 # Fixtures ----------------------------------------------------------------------------------------
 
 
-def wait_until(predicate, timeout: float = 2.0, interval: float = 0.005) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 @pytest.fixture

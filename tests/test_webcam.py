@@ -1,5 +1,6 @@
 """Webcam: signal math, mapping, config validation, and the capture thread on real generated video files."""
 
+import functools
 import logging
 import math
 import time
@@ -7,6 +8,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+from conftest import wait_until as shared_wait_until
 
 from installation.controls import PARAMETERS, ControlState
 from installation.webcam import (
@@ -40,14 +42,7 @@ WIDTH, HEIGHT = 160, 120
 # Helpers -----------------------------------------------------------------------------------------
 
 
-def wait_until(predicate, timeout: float = 4.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
+wait_until = functools.partial(shared_wait_until, timeout=4.0, interval=0.02)
 
 def write_video(path, frames, fps: float = 30.0):
     """Write BGR uint8 frames as MJPG in an .avi, read back by the real cv2.VideoCapture."""
