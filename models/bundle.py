@@ -19,7 +19,7 @@ import keras
 FORMAT = "masquerade-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-SECTIONS = ("generator", "upscaler", "index", "dataset")
+SECTIONS = ("generator", "upscaler", "index", "dataset", "quality")
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,7 @@ def save_model(bundle_dir: str | os.PathLike, file_name: str, model: keras.Model
 
 def load_model(path: Path) -> keras.Model:
     """Load a bundle model in safe mode (no Lambda layers, no arbitrary code)."""
+    import models.dcgan  # noqa: F401  (registers the discriminator's custom layer)
     import models.srgan  # noqa: F401  (registers the custom layers the upscalers use)
 
     if not path.is_file():

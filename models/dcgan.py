@@ -1,8 +1,15 @@
-"""The classic DCGAN (Radford et al. 2015) at 64 and 128 px, as used for the African-mask work.
+"""The DCGAN (Radford et al. 2015) at 64 and 128 px, as used for the African-mask work, and its refinements.
 
-Generator: latent -> dense 4x4xC -> 5x5 stride-2 transposed convolutions halving the filters -> tanh RGB.
+Generator: latent -> dense 4x4xC -> stride-2 up-sampling stages halving the filters -> tanh RGB.
 Discriminator: 5x5 stride-2 convolutions doubling the filters from 64 -> one logit.
 Everything is NHWC. `width_multiplier` scales every filter count, giving CPU-sized variants.
+
+Up-sampling is either the classic 5x5 transposed convolution or a nearest-neighbour resize followed by a 3x3
+convolution (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"): a transposed convolution whose
+kernel size is not a multiple of its stride overlaps unevenly, which paints a period-2 pattern into every frame;
+resize-convolution treats every output pixel alike, so it cannot. The discriminator may add spectral
+normalisation (Miyato et al. 2018) and a minibatch standard-deviation feature (Karras et al. 2018), which lets
+it see a batch's lack of variety and so pushes the generator away from repeating one face.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import keras
 from keras import layers
 
 SUPPORTED_RESOLUTIONS = (64, 128)
+UPSAMPLING_KINDS = ("transposed", "resize")
 LATENT_DIM = 100
 BATCH_NORM = {"momentum": 0.9, "epsilon": 1e-5}
 
@@ -29,6 +37,12 @@ def check_width(width_multiplier: float) -> float:
     if not 0.01 <= width_multiplier <= 4.0:
         raise ValueError(f"width_multiplier {width_multiplier} is outside the allowed range 0.01..4")
     return width_multiplier
+
+
+def check_upsampling(upsampling: str) -> str:
+    if upsampling not in UPSAMPLING_KINDS:
+        raise ValueError(f"upsampling {upsampling!r} is not supported; choose one of {', '.join(UPSAMPLING_KINDS)}")
+    return upsampling
 
 
 def scaled(filters: int, width_multiplier: float) -> int:
@@ -50,27 +64,79 @@ def discriminator_filters(resolution: int, width_multiplier: float = 1.0) -> lis
     return [scaled(64 * 2**i, width_multiplier) for i in range(stages)]
 
 
-def upsample_block(x, filters: int, name: str):
-    x = layers.Conv2DTranspose(
-        filters, 5, strides=2, padding="same", use_bias=False, kernel_initializer=weight_init(), name=f"{name}_deconv"
+def upsample(x, filters: int, upsampling: str, name: str, use_bias: bool = False):
+    """Double the spatial size: a 5x5 transposed convolution, or a nearest resize then a 3x3 convolution."""
+    if upsampling == "transposed":
+        return layers.Conv2DTranspose(
+            filters, 5, strides=2, padding="same", use_bias=use_bias, kernel_initializer=weight_init(),
+            name=f"{name}_deconv",
+        )(x)
+    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+    return layers.Conv2D(
+        filters, 3, padding="same", use_bias=use_bias, kernel_initializer=weight_init(), name=f"{name}_conv"
     )(x)
+
+
+def upsample_block(x, filters: int, name: str, upsampling: str = "transposed"):
+    x = upsample(x, filters, upsampling, name)
     x = layers.BatchNormalization(**BATCH_NORM, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def downsample_block(x, filters: int, name: str, batch_norm: bool = True):
-    x = layers.Conv2D(
+@keras.saving.register_keras_serializable(package="masquerade")
+class MinibatchStddev(layers.Layer):
+    """Append the batch's mean standard deviation as one more feature map (Karras et al. 2018).
+
+    A generator that repeats one face produces batches with little spread; this feature lets the
+    discriminator tell, so repetition stops paying. Groups of `group_size` images are compared.
+    """
+
+    def __init__(self, group_size: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = group_size
+
+    def call(self, inputs):
+        from keras import ops
+
+        shape = ops.shape(inputs)
+        batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+        # Groups need an equal share of the batch; a batch the group size does not divide is one group each.
+        group = ops.where(ops.equal(batch % self.group_size, 0), self.group_size, 1)
+        grouped = ops.reshape(inputs, (group, -1, height, width, channels))
+        deviation = ops.sqrt(ops.var(grouped, axis=0) + 1e-8)
+        feature = ops.mean(deviation, axis=(1, 2, 3), keepdims=True)
+        feature = ops.tile(feature, (group, height, width, 1))
+        return ops.concatenate([inputs, ops.cast(feature, inputs.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
+
+
+def normalised(layer, spectral_norm: bool):
+    return layers.SpectralNormalization(layer, name=f"{layer.name}_sn") if spectral_norm else layer
+
+
+def downsample_block(x, filters: int, name: str, batch_norm: bool = True, spectral_norm: bool = False):
+    batch_norm = batch_norm and not spectral_norm
+    convolution = layers.Conv2D(
         filters, 5, strides=2, padding="same", use_bias=not batch_norm, kernel_initializer=weight_init(),
         name=f"{name}_conv",
-    )(x)
+    )
+    x = normalised(convolution, spectral_norm)(x)
     if batch_norm:
         x = layers.BatchNormalization(**BATCH_NORM, name=f"{name}_bn")(x)
     return layers.LeakyReLU(negative_slope=0.2, name=f"{name}_lrelu")(x)
 
 
-def generator(resolution: int = 64, latent_dim: int = LATENT_DIM, width_multiplier: float = 1.0) -> keras.Model:
+def generator(
+    resolution: int = 64, latent_dim: int = LATENT_DIM, width_multiplier: float = 1.0, upsampling: str = "transposed"
+) -> keras.Model:
     """(batch, latent_dim) float32 -> (batch, resolution, resolution, 3) in [-1, 1]."""
     check_width(width_multiplier)
+    check_upsampling(upsampling)
     if not 1 <= latent_dim <= 4096:
         raise ValueError(f"latent_dim {latent_dim} is outside the allowed range 1..4096")
     filters = generator_filters(resolution, width_multiplier)
@@ -80,22 +146,25 @@ def generator(resolution: int = 64, latent_dim: int = LATENT_DIM, width_multipli
     x = layers.BatchNormalization(**BATCH_NORM, name="project_bn")(x)
     x = layers.ReLU(name="project_relu")(x)
     for index, count in enumerate(filters[1:-1], start=1):
-        x = upsample_block(x, count, name=f"up{index}")
-    x = layers.Conv2DTranspose(
-        3, 5, strides=2, padding="same", kernel_initializer=weight_init(), name="to_rgb"
-    )(x)
+        x = upsample_block(x, count, name=f"up{index}", upsampling=upsampling)
+    x = upsample(x, 3, upsampling, name="to_rgb", use_bias=True)
     image = layers.Activation("tanh", name="tanh", dtype="float32")(x)
     return keras.Model(latent, image, name=f"dcgan_generator_{resolution}")
 
 
-def discriminator(resolution: int = 64, width_multiplier: float = 1.0) -> keras.Model:
+def discriminator(
+    resolution: int = 64, width_multiplier: float = 1.0, spectral_norm: bool = False, minibatch_stddev: bool = False
+) -> keras.Model:
     """(batch, resolution, resolution, 3) in [-1, 1] -> (batch, 1) logit."""
     check_width(width_multiplier)
     filters = discriminator_filters(resolution, width_multiplier)
     image = keras.Input(shape=(resolution, resolution, 3), name="image")
     x = image
     for index, count in enumerate(filters):
-        x = downsample_block(x, count, name=f"down{index}", batch_norm=index > 0)
+        x = downsample_block(x, count, name=f"down{index}", batch_norm=index > 0, spectral_norm=spectral_norm)
+    if minibatch_stddev:
+        x = MinibatchStddev(name="minibatch_stddev")(x)
     x = layers.Flatten(name="flatten")(x)
-    logit = layers.Dense(1, kernel_initializer=weight_init(), name="logit", dtype="float32")(x)
+    dense = layers.Dense(1, kernel_initializer=weight_init(), name="logit", dtype="float32")
+    logit = normalised(dense, spectral_norm)(x)
     return keras.Model(image, logit, name=f"dcgan_discriminator_{resolution}")

@@ -1,4 +1,4 @@
-"""`python -m training COMMAND`: synthetic, ingest, dcgan, export, srgan, eval-sr, export-sr, index."""
+"""`python -m training COMMAND`: synthetic, ingest, dcgan, export, srgan, eval-sr, export-sr, index, quality."""
 
 from __future__ import annotations
 
@@ -13,6 +13,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, NotADirectoryError)
 
 
+def parse_bool(text: str) -> bool:
+    """'true'/'false' (also yes/no, on/off, 1/0) for boolean options."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return True
+    if lowered in ("false", "no", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; use true or false")
+
+
 def dataclass_arguments(parser: argparse.ArgumentParser, config_class, skip=()) -> None:
     """One `--flag` per dataclass field, defaulting to None so the command knows what was given explicitly."""
     for field in dataclasses.fields(config_class):
@@ -20,7 +30,7 @@ def dataclass_arguments(parser: argparse.ArgumentParser, config_class, skip=()) 
             continue
         flag = "--" + field.name.replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else None
-        kind = {"int": int, "float": float}.get(str(field.type).split(" ")[0], str)
+        kind = {"int": int, "float": float, "bool": parse_bool}.get(str(field.type).split(" ")[0], str)
         parser.add_argument(flag, dest=field.name, type=kind, default=None, help=f"default: {default}")
 
 
@@ -187,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sr_commands(commands)
     add_index_command(commands)
+    from training.quality_cli import add_quality_command
+
+    add_quality_command(commands)
 
     synthetic = commands.add_parser("synthetic", help="generate the procedural mask collection", add_help=False)
     synthetic.set_defaults(handler=None)

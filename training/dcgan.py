@@ -13,10 +13,14 @@ import tensorflow as tf
 
 from models import dcgan
 from training import data
+from training.augment import diff_augment, parse_policy
 from training.runs import CHECKPOINT_DIR, LoopKeeper, StopSignals, image_grid, publish_samples, to_uint8
 from training.strategy import StrategyConfig, check_global_batch, make_strategy
 
 log = logging.getLogger(__name__)
+
+
+LOSSES = ("bce", "hinge")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,17 @@ class DCGANConfig:
     # collapse to zero (a D far ahead of G is where mode collapse starts).
     generator_updates: int = 1
     init_from: str | None = None  # warm start: the networks (not the optimizers or step) of another run
+    # The classic DCGAN is the default of every option below (transposed, bce, no augmentation, no EMA...), so a
+    # run without them reproduces the seed's network; the recipes in training/recipes name the refinements.
+    upsampling: str = "transposed"  # or "resize": nearest resize + 3x3 conv, no checkerboard by construction
+    loss: str = "bce"  # or "hinge" (Lim & Ye 2017; with spectral normalisation, as SN-GAN and BigGAN train)
+    spectral_norm: bool = False  # spectral normalisation of every discriminator layer (replaces its batch norm)
+    minibatch_stddev: bool = False  # the discriminator sees each batch's variety (Karras et al. 2018)
+    augment: str = "none"  # DiffAugment policy on real and generated images alike: e.g. "color,translation,cutout"
+    flip: bool = False  # mirror real images at random (the collection's masks are roughly symmetric)
+    ema_decay: float = 0.0  # exponential moving average of G's weights, exported instead of the raw ones; 0 = off
+    r1_gamma: float = 0.0  # R1 gradient penalty on real images (Mescheder et al. 2018); 0 = off
+    discriminator_learning_rate: float | None = None  # default: learning_rate (TTUR when different)
     steps_per_loop: int = 10
     checkpoint_every: int = 500
     sample_every: int = 500
@@ -54,6 +69,18 @@ class DCGANConfig:
             "checkpoint_every": (1, 10**9), "sample_every": (1, 10**9), "log_every": (1, 10**9),
             "keep_checkpoints": (1, 1000), "generator_updates": (1, 10),
         }
+        dcgan.check_upsampling(self.upsampling)
+        parse_policy(self.augment)
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss {self.loss!r} is unknown; choose one of {', '.join(LOSSES)}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay {self.ema_decay} is outside the allowed range [0, 1)")
+        if not 0 <= self.r1_gamma <= 1000:
+            raise ValueError(f"r1_gamma {self.r1_gamma} is outside the allowed range 0..1000")
+        if self.discriminator_learning_rate is not None and not 0 < self.discriminator_learning_rate <= 1:
+            raise ValueError(
+                f"discriminator_learning_rate {self.discriminator_learning_rate} is outside the allowed range (0, 1]"
+            )
         for name, (low, high) in ranges.items():
             value = getattr(self, name)
             if not low <= value <= high:
@@ -76,6 +103,10 @@ def sample_noise(count: int, latent_dim: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
 
 
+def build_generator(config: DCGANConfig) -> keras.Model:
+    return dcgan.generator(config.resolution, config.latent_dim, config.width_multiplier, config.upsampling)
+
+
 class DCGANTrainer:
     def __init__(self, config: DCGANConfig, strategy: tf.distribute.Strategy | None = None):
         self.config = config
@@ -88,11 +119,21 @@ class DCGANTrainer:
                 f"dataset {config.data} holds {image_size} px images, smaller than --resolution "
                 f"{config.resolution}; re-ingest with --image-size {config.resolution} or more"
             )
+        self.augment_policy = parse_policy(config.augment)
         with self.strategy.scope():
-            self.generator = dcgan.generator(config.resolution, config.latent_dim, config.width_multiplier)
-            self.discriminator = dcgan.discriminator(config.resolution, config.width_multiplier)
+            self.generator = build_generator(config)
+            self.discriminator = dcgan.discriminator(
+                config.resolution, config.width_multiplier, config.spectral_norm, config.minibatch_stddev
+            )
+            # The averaged generator is what export writes when ema_decay > 0 (Karras et al.; Yazici et al. 2019):
+            # the raw weights wander around the equilibrium, their average sits nearer it.
+            self.average_generator = build_generator(config) if config.ema_decay else None
+            if self.average_generator is not None:
+                self.average_generator.set_weights(self.generator.get_weights())
             self.generator_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)
-            self.discriminator_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)
+            self.discriminator_optimizer = keras.optimizers.Adam(
+                config.discriminator_learning_rate or config.learning_rate, beta_1=config.beta1
+            )
             # Built now so a checkpoint restores their slots immediately rather than on first use.
             self.generator_optimizer.build(self.generator.trainable_variables)
             self.discriminator_optimizer.build(self.discriminator.trainable_variables)
@@ -106,6 +147,7 @@ class DCGANTrainer:
             generator_optimizer=self.generator_optimizer,
             discriminator_optimizer=self.discriminator_optimizer,
             noise=self.noise,
+            **({"average_generator": self.average_generator} if self.average_generator is not None else {}),
         )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self.run_dir / CHECKPOINT_DIR, max_to_keep=config.keep_checkpoints
@@ -126,6 +168,33 @@ class DCGANTrainer:
             log.info("networks initialised from %s; optimizers and step start fresh", source)
         return int(self.step)
 
+    def discriminator_input(self, images):
+        return diff_augment(images, self.augment_policy, self.noise)
+
+    def losses(self, real_logits, fake_logits):
+        """Per-example discriminator and generator losses for the configured objective."""
+        if self.config.loss == "hinge":
+            discriminator_loss = tf.nn.relu(1.0 - real_logits) + tf.nn.relu(1.0 + fake_logits)
+            return discriminator_loss, -fake_logits
+        real_target = tf.fill(tf.shape(real_logits), 1.0 - self.config.label_smoothing)
+        real_loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=real_target, logits=real_logits)
+        fake_loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(fake_logits), logits=fake_logits)
+        generator_loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits), logits=fake_logits)
+        return real_loss + fake_loss, generator_loss
+
+    def r1_penalty(self, real_images):
+        """gamma/2 * |grad_x D(x)|^2 on real images, per example."""
+        with tf.GradientTape() as tape:
+            tape.watch(real_images)
+            total = tf.reduce_sum(self.discriminator(self.discriminator_input(real_images), training=True))
+        gradients = tape.gradient(total, real_images)
+        return 0.5 * self.config.r1_gamma * tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3])
+
+    def average(self, per_example):
+        # Each replica divides by the *global* batch: the optimizer sums gradients across replicas,
+        # so the sum of these per-replica means is the mean over the whole global batch.
+        return tf.nn.compute_average_loss(tf.reshape(per_example, [-1]), global_batch_size=self.config.batch_size)
+
     def replica_step(self, real_images):
         """One simultaneous D and G update on this replica's share of the global batch."""
         config = self.config
@@ -133,25 +202,15 @@ class DCGANTrainer:
         latent = self.noise.normal([batch, config.latent_dim])
         with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
             fake_images = self.generator(latent, training=True)
-            real_logits = self.discriminator(real_images, training=True)
-            fake_logits = self.discriminator(fake_images, training=True)
-            real_target = tf.fill(tf.shape(real_logits), 1.0 - config.label_smoothing)
-            real_loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=real_target, logits=real_logits)
-            fake_loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(fake_logits), logits=fake_logits)
-            generator_loss = tf.nn.sigmoid_cross_entropy_with_logits(
-                labels=tf.ones_like(fake_logits), logits=fake_logits
-            )
-            # Each replica divides by the *global* batch: the optimizer sums gradients across replicas,
-            # so the sum of these per-replica means is the mean over the whole global batch.
-            discriminator_loss = tf.nn.compute_average_loss(
-                tf.reshape(real_loss + fake_loss, [-1]), global_batch_size=config.batch_size
-            )
-            generator_loss = tf.nn.compute_average_loss(
-                tf.reshape(generator_loss, [-1]), global_batch_size=config.batch_size
-            )
-        discriminator_gradients = discriminator_tape.gradient(
-            discriminator_loss, self.discriminator.trainable_variables
-        )
+            real_logits = self.discriminator(self.discriminator_input(real_images), training=True)
+            fake_logits = self.discriminator(self.discriminator_input(fake_images), training=True)
+            discriminator_loss, generator_loss = self.losses(real_logits, fake_logits)
+            discriminator_loss = self.average(discriminator_loss)
+            generator_loss = self.average(generator_loss)
+            penalised = discriminator_loss
+            if config.r1_gamma:
+                penalised = penalised + self.average(self.r1_penalty(real_images))
+        discriminator_gradients = discriminator_tape.gradient(penalised, self.discriminator.trainable_variables)
         generator_gradients = generator_tape.gradient(generator_loss, self.generator.trainable_variables)
         self.discriminator_optimizer.apply_gradients(
             zip(discriminator_gradients, self.discriminator.trainable_variables, strict=True)
@@ -161,26 +220,30 @@ class DCGANTrainer:
         )
         for _ in range(config.generator_updates - 1):
             self.generator_only_step(batch)
-        real_score = tf.nn.compute_average_loss(
-            tf.reshape(tf.sigmoid(real_logits), [-1]), global_batch_size=config.batch_size
-        )
-        fake_score = tf.nn.compute_average_loss(
-            tf.reshape(tf.sigmoid(fake_logits), [-1]), global_batch_size=config.batch_size
-        )
+        real_score = self.average(tf.sigmoid(real_logits))
+        fake_score = self.average(tf.sigmoid(fake_logits))
         return discriminator_loss, generator_loss, real_score, fake_score
 
     def generator_only_step(self, batch):
         """One more generator update on fresh noise against the just-updated discriminator."""
         latent = self.noise.normal([batch, self.config.latent_dim])
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self.generator(latent, training=True), training=True)
-            loss = tf.nn.compute_average_loss(
-                tf.reshape(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits),
-                                                                   logits=fake_logits), [-1]),
-                global_batch_size=self.config.batch_size,
-            )
+            fake_images = self.generator(latent, training=True)
+            fake_logits = self.discriminator(self.discriminator_input(fake_images), training=True)
+            loss = self.average(self.losses(tf.zeros_like(fake_logits), fake_logits)[1])
         gradients = tape.gradient(loss, self.generator.trainable_variables)
         self.generator_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables, strict=True))
+
+    def update_average(self):
+        """average <- decay * average + (1 - decay) * weights, with a warm-up so early steps are not frozen in.
+
+        Runs in cross-replica context: the generator's mirrored weights are identical on every replica after
+        the update, and assigning a mirrored variable there updates every copy.
+        """
+        step = tf.cast(self.step, tf.float32)
+        decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
+        for average, weight in zip(self.average_generator.weights, self.generator.weights, strict=True):
+            average.assign(decay * average + (1.0 - decay) * tf.convert_to_tensor(weight))
 
     def train_steps_fn(self, iterator, count):
         """`count` steps in one graph call: Python overhead paid once per loop, not once per step."""
@@ -190,16 +253,24 @@ class DCGANTrainer:
             metrics = tuple(
                 self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in per_replica
             )
-        self.step.assign_add(tf.cast(count, tf.int64))
+            if self.average_generator is not None:
+                self.update_average()
+            self.step.assign_add(1)
         return metrics
 
     def dataset(self):
         return data.distributed_dataset(
-            self.strategy, self.config.data, self.config.resolution, self.config.batch_size, seed=self.config.seed
+            self.strategy, self.config.data, self.config.resolution, self.config.batch_size, seed=self.config.seed,
+            augment_flip=self.config.flip,
         )
 
+    @property
+    def exported_generator(self) -> keras.Model:
+        """The network export writes: the weight average when there is one."""
+        return self.average_generator if self.average_generator is not None else self.generator
+
     def samples(self) -> np.ndarray:
-        return to_uint8(self.generator(self.fixed_noise, training=False))
+        return to_uint8(self.exported_generator(self.fixed_noise, training=False))
 
     def save_samples(self, step: int, writer) -> Path:
         return publish_samples(self.run_dir, step, image_grid(self.samples(), columns=8), writer)

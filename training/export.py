@@ -37,10 +37,14 @@ def checkpoint_step(checkpoint: str) -> int:
 def restore_generator(run_dir: str | Path):
     """Rebuild the generator a DCGAN run describes and load its latest weights."""
     config = read_run_config(run_dir)
-    generator = dcgan.generator(config["resolution"], config["latent_dim"], config["width_multiplier"])
+    generator = dcgan.generator(
+        config["resolution"], config["latent_dim"], config["width_multiplier"], config.get("upsampling", "transposed")
+    )
     checkpoint = latest_checkpoint(run_dir)
     step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(generator=generator, step=step).restore(checkpoint).expect_partial()
+    # With a weight average in the run, that average is the generator to show (see DCGANTrainer).
+    role = "average_generator" if config.get("ema_decay") else "generator"
+    tf.train.Checkpoint(**{role: generator}, step=step).restore(checkpoint).expect_partial()
     return generator, config, int(step.numpy())
 
 
@@ -55,6 +59,8 @@ def export_generator(run_dir: str | Path, bundle_dir: str | Path) -> dict:
     info = {
         "file": "generator.keras",
         "architecture": "dcgan",
+        "upsampling": config.get("upsampling", "transposed"),
+        "weights": "exponential moving average" if config.get("ema_decay") else "final",
         "resolution": config["resolution"],
         "latent_dim": config["latent_dim"],
         "width_multiplier": config["width_multiplier"],

@@ -72,7 +72,10 @@ class IndexConfig:
 def restore_discriminator(run_dir: str | Path):
     """Rebuild the discriminator a DCGAN run describes and load its latest weights -> (model, info)."""
     config = export.read_run_config(run_dir)
-    discriminator = dcgan.discriminator(config["resolution"], config["width_multiplier"])
+    discriminator = dcgan.discriminator(
+        config["resolution"], config["width_multiplier"], config.get("spectral_norm", False),
+        config.get("minibatch_stddev", False),
+    )
     checkpoint = export.latest_checkpoint(run_dir)
     step = tf.Variable(0, dtype=tf.int64)
     status = tf.train.Checkpoint(discriminator=discriminator, step=step).restore(checkpoint).expect_partial()

@@ -1,0 +1,145 @@
+"""The refined generator: resize-convolution, weight averaging, differentiable augmentation, hinge/SN/R1 options."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import dcgan
+from training.augment import diff_augment, parse_policy
+from training.dcgan import DCGANConfig, DCGANTrainer
+from training.runs import prepare_run_dir
+from training.strategy import StrategyConfig, mirrored_strategy
+
+
+def constant_response(upsampling: str) -> np.ndarray:
+    """Feed a constant 8x8 feature map through one up-sampling layer with random (non-constant) weights."""
+    tf.keras.utils.set_random_seed(4)
+    inputs = tf.keras.Input((8, 8, 6))
+    outputs = dcgan.upsample(inputs, 4, upsampling, name="probe")
+    model = tf.keras.Model(inputs, outputs)
+    for weight in model.weights:
+        weight.assign(tf.random.normal(weight.shape))
+    return np.asarray(model(np.ones((1, 8, 8, 6), np.float32)))[0]
+
+
+def test_resize_convolution_answers_a_constant_map_with_a_constant_one():
+    interior = constant_response("resize")[2:-2, 2:-2]
+    assert interior.shape == (12, 12, 4)
+    assert np.ptp(interior, axis=(0, 1)).max() < 1e-4
+
+
+def test_transposed_convolution_paints_a_period_two_pattern_on_a_constant_map():
+    interior = constant_response("transposed")[2:-2, 2:-2]
+    even, odd = interior[0::2, 0::2], interior[1::2, 1::2]
+    assert np.ptp(interior, axis=(0, 1)).max() > 0.1
+    assert np.allclose(even[:-1], even[1:], atol=1e-4)  # constant along each parity class: a pure period-2 pattern
+    assert not np.allclose(even, odd, atol=1e-2)
+
+
+def test_both_generators_keep_the_contract():
+    for upsampling in dcgan.UPSAMPLING_KINDS:
+        for resolution in (64, 128):
+            model = dcgan.generator(resolution, 100, 0.0625, upsampling)
+            images = np.asarray(model(np.zeros((2, 100), np.float32)))
+            assert images.shape == (2, resolution, resolution, 3)
+            assert images.min() >= -1 and images.max() <= 1
+    with pytest.raises(ValueError, match="upsampling 'bilinear-ish' is not supported"):
+        dcgan.generator(64, 100, 0.0625, "bilinear-ish")
+
+
+def test_augmentation_is_differentiable_and_the_same_function_for_real_and_generated_batches():
+    policy = parse_policy("color,translation,cutout")
+    images = tf.random.stateless_uniform((4, 32, 32, 3), (1, 2), -1, 1)
+    first = diff_augment(images, policy, tf.random.Generator.from_seed(9))
+    second = diff_augment(images, policy, tf.random.Generator.from_seed(9))
+    np.testing.assert_array_equal(first, second)  # one function of (images, random stream), whatever the batch is
+    assert not np.allclose(first, images)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        augmented = diff_augment(images, policy, tf.random.Generator.from_seed(9))
+        total = tf.reduce_sum(augmented * tf.random.stateless_normal(augmented.shape, (3, 4)))
+    gradient = tape.gradient(total, images)
+    assert gradient is not None and float(tf.reduce_sum(tf.abs(gradient))) > 0
+    assert diff_augment(images, parse_policy("none"), tf.random.Generator.from_seed(9)) is images
+    with pytest.raises(ValueError, match="augmentation 'rotate' is unknown"):
+        parse_policy("color,rotate")
+
+
+def test_translation_shifts_content_and_cutout_blanks_a_square():
+    image = tf.reshape(tf.range(16 * 16, dtype=tf.float32) + 1.0, (1, 16, 16, 1))
+    from training.augment import cutout, translation
+
+    shifted = np.asarray(translation(image, tf.random.Generator.from_seed(2), ratio=0.25))[0, ..., 0]
+    original = np.asarray(image)[0, ..., 0]
+    offsets = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
+               if np.array_equal(np.roll(original, (dy, dx), axis=(0, 1))[4:-4, 4:-4], shifted[4:-4, 4:-4])]
+    assert len(offsets) == 1
+    blanked = np.asarray(cutout(image, tf.random.Generator.from_seed(2), ratio=0.5))[0, ..., 0]
+    assert 0 < (blanked == 0).sum() <= 64
+
+
+def tiny_config(tiny_dataset, out, **options):
+    return DCGANConfig(data=str(tiny_dataset), out=str(out), width_multiplier=0.0625, batch_size=8, steps=4,
+                       steps_per_loop=2, checkpoint_every=2, **options)
+
+
+VARIANTS = {
+    "classic": {},
+    "refined": {"upsampling": "resize", "loss": "hinge", "spectral_norm": True, "minibatch_stddev": True,
+                "augment": "color,translation,cutout", "flip": True, "ema_decay": 0.9, "r1_gamma": 1.0},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_each_variant_trains_under_mirrored_strategy_and_resumes(tiny_dataset, tmp_path, variant):
+    strategy = mirrored_strategy(StrategyConfig("mirrored"))
+    config = prepare_run_dir(tmp_path / "run", tiny_config(tiny_dataset, tmp_path / "run", strategy="mirrored",
+                                                           **VARIANTS[variant]), resume=False)
+    trainer = DCGANTrainer(config, strategy=strategy)
+    d_losses = []
+    iterator = iter(trainer.dataset())
+    for _ in range(3):
+        values = trainer.train_steps(iterator, tf.constant(2))
+        d_losses.append(float(values[0]))
+        assert all(np.isfinite(float(value)) for value in values)
+    assert len(set(np.round(d_losses, 6))) > 1  # D's loss moves
+    assert int(trainer.step) == 6
+    trainer.manager.save(checkpoint_number=6)
+    resumed = DCGANTrainer(config, strategy=strategy)
+    assert resumed.restore() == 6
+    for saved, restored in zip(trainer.exported_generator.weights, resumed.exported_generator.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(saved), np.asarray(restored))
+
+
+def test_export_writes_the_averaged_weights(tiny_dataset, tmp_path):
+    run, bundle_dir = tmp_path / "run", tmp_path / "bundle"
+    config = prepare_run_dir(run, tiny_config(tiny_dataset, run, strategy="cpu", upsampling="resize",
+                                              ema_decay=0.5), resume=False)
+    trainer = DCGANTrainer(config)
+    trainer.train()
+    raw = [np.asarray(weight) for weight in trainer.generator.weights]
+    averaged = [np.asarray(weight) for weight in trainer.average_generator.weights]
+    assert any(not np.allclose(a, b) for a, b in zip(raw, averaged, strict=True))
+    result = subprocess.run([sys.executable, "-m", "training", "export", str(run), "--out", str(bundle_dir)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    assert manifest["generator"]["upsampling"] == "resize"
+    assert manifest["generator"]["weights"] == "exponential moving average"
+    assert manifest["generator"]["training_config"]["ema_decay"] == 0.5
+    exported = tf.keras.models.load_model(bundle_dir / "generator.keras", compile=False, safe_mode=True)
+    for weight, expected in zip(exported.weights, averaged, strict=True):
+        np.testing.assert_allclose(np.asarray(weight), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_options_are_validated_with_the_allowed_values(tiny_dataset, tmp_path):
+    for options, message in [({"loss": "wasserstein"}, "loss 'wasserstein' is unknown"),
+                             ({"ema_decay": 1.0}, r"ema_decay 1.0 is outside the allowed range \[0, 1\)"),
+                             ({"augment": "zoom"}, "augmentation 'zoom' is unknown"),
+                             ({"upsampling": "pixelshuffle"}, "upsampling 'pixelshuffle' is not supported")]:
+        with pytest.raises(ValueError, match=message):
+            tiny_config(tiny_dataset, tmp_path, **options)

@@ -1,0 +1,89 @@
+"""The quality command's figures on cases whose answer is known."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from training import quality
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    """160 procedural masks at 64 px, as uint8 NHWC."""
+    from training import synthetic
+
+    folder = synthetic.generate_collection(tmp_path_factory.mktemp("quality") / "masks", count=160, size=64,
+                                           seed=11, progress=False)
+    return np.stack([np.asarray(Image.open(path).convert("RGB")) for path in sorted(folder.glob("*.png"))])
+
+
+def test_two_halves_of_one_collection_score_as_the_yardstick(collection):
+    report = quality.quality_report(collection[:80], collection[80:], seed=3)
+    generated, baseline = report["generated"], report["real_vs_real"]
+    assert report["collection_images"] == 80 and report["size"] == 64
+    assert generated["log_spectral_distance"] < 0.1
+    assert 0.7 < generated["checkerboard_ratio"] < 1.4
+    assert 0.8 < generated["high_frequency_ratio"] < 1.25
+    assert generated["swd"] < 2.0 * baseline["swd"] + 5
+    assert generated["near_identical_pairs"] == 0
+    assert set(generated["swd_per_level"]) == {"64", "32", "16"}
+
+
+def test_a_blurred_copy_loses_its_high_frequencies(collection):
+    blurred = np.stack([cv2.GaussianBlur(image, (0, 0), 1.5) for image in collection[:80]])
+    figures = quality.quality_report(blurred, collection[80:], seed=3)["generated"]
+    assert figures["high_frequency_ratio"] < 0.3
+    assert figures["log_spectral_distance"] > 0.3
+
+
+def test_an_injected_period_two_pattern_raises_the_checkerboard_ratio(collection):
+    rows, columns = np.indices((64, 64))
+    pattern = np.where((rows + columns) % 2 == 0, 6, -6)[..., None]
+    hatched = np.clip(collection[:80].astype(int) + pattern, 0, 255).astype(np.uint8)
+    figures = quality.quality_report(hatched, collection[80:], seed=3)["generated"]
+    assert figures["checkerboard_ratio"] > 1.5
+
+
+def test_copies_count_as_memorised_and_repeats_as_near_identical(collection):
+    copies = np.concatenate([collection[:40], collection[:40]])  # every image twice
+    report = quality.quality_report(copies, collection, seed=3)
+    assert report["generated"]["near_identical_pairs"] >= 40
+    assert report["generated"]["memorisation_share"] > 0.2
+    assert report["real_vs_real"]["memorisation_share"] < 0.2
+
+
+def test_the_same_seed_gives_the_same_numbers_and_another_seed_other_projections(collection):
+    first = quality.quality_report(collection[:80], collection[80:], seed=5)
+    again = quality.quality_report(collection[:80], collection[80:], seed=5)
+    other = quality.quality_report(collection[:80], collection[80:], seed=6)
+    assert first == again
+    assert first["generated"]["swd"] != other["generated"]["swd"]
+
+
+def test_the_command_measures_a_bundle_and_records_it(tiny_dataset, tmp_path):
+    from conftest import make_bundle
+
+    bundle_dir = make_bundle(tmp_path / "bundle")
+    report_path = tmp_path / "quality.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "quality", "--model", str(bundle_dir), "--data", str(tiny_dataset),
+         "--samples", "32", "--collection", "48", "--out", str(report_path), "--record"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| checkerboard ratio" in result.stdout
+    report = json.loads(report_path.read_text())
+    assert report["samples"] == 32 and report["collection_images"] == 48
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    assert manifest["quality"]["generator"]["generated"] == report["generated"]
+    bad = subprocess.run([sys.executable, "-m", "training", "quality", "--run", str(tmp_path), "--record"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "needs --model" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,231 @@
+"""Image-quality figures for generated frames against a collection, without any downloaded network.
+
+Every figure is a comparison of two image sets (uint8 NHWC, the same size): the generator's frames against the
+collection, and, as the yardstick, one half of the collection against the other half. A figure near the
+yardstick's is "as good as real" for that figure.
+
+- Sliced Wasserstein distance on Laplacian-pyramid patches (Karras et al. 2018, "Progressive Growing of GANs"):
+  how close the local statistics of texture (finest level) up to form (coarsest level) are. Reported x1e3.
+- Spectra (Durall et al. 2020, "Watch your Up-Convolution"): grey images, Hann-windowed, power spectra
+  averaged over images. Log-spectral distance: RMS of log10 of the ratio of the radially averaged spectra.
+  Checkerboard ratio: power at the period-2 and period-4 frequencies, where transposed convolutions paint
+  their pattern. High-frequency ratio: power in the top third of radial frequencies. Both generated / real.
+- Diversity: pairs of samples closer than 0.05 RMS at 32 px (near-identical faces).
+- Memorisation: share of samples closer to a training image than the collection's own nearest neighbours
+  are to each other at their 5th percentile (RMS at 32 px).
+
+Pure numpy (cv2 for resizing); deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from models.metrics import pairwise_rms_distances
+
+PYRAMID_MIN_SIZE = 16
+PATCH_SIZE = 7
+PATCHES_PER_IMAGE = 64
+PROJECTIONS = 512
+PROJECTION_REPEATS = 4
+NEAR_IDENTICAL_RMS = 0.05
+DIVERSITY_SAMPLES = 128
+COMPARE_SIZE = 32
+
+
+def grey(images: np.ndarray) -> np.ndarray:
+    """uint8 NHWC RGB -> float64 NHW luma in [0, 1] (BT.601)."""
+    array = np.asarray(images, dtype=np.float64) / 255.0
+    return array @ np.array([0.299, 0.587, 0.114])
+
+
+def power_spectra(images: np.ndarray) -> np.ndarray:
+    """The mean 2-D power spectrum (fft-shifted, DC at the centre) of Hann-windowed grey images."""
+    luma = grey(images)
+    size = luma.shape[1]
+    window = np.outer(np.hanning(size), np.hanning(luma.shape[2]))
+    centred = (luma - luma.mean(axis=(1, 2), keepdims=True)) * window
+    spectrum = np.abs(np.fft.fft2(centred)) ** 2
+    return np.fft.fftshift(spectrum.mean(axis=0))
+
+
+def radial_profile(spectrum: np.ndarray) -> np.ndarray:
+    """Azimuthal average of a centred 2-D spectrum over integer radii 1..size/2 (DC left out)."""
+    height, width = spectrum.shape
+    rows, columns = np.indices(spectrum.shape)
+    radius = np.rint(np.hypot(rows - height // 2, columns - width // 2)).astype(int)
+    limit = min(height, width) // 2
+    sums = np.bincount(radius.ravel(), spectrum.ravel(), minlength=limit + 1)
+    counts = np.bincount(radius.ravel(), minlength=limit + 1)
+    return sums[1 : limit + 1] / np.maximum(counts[1 : limit + 1], 1)
+
+
+def checkerboard_power(spectrum: np.ndarray) -> float:
+    """Power at every frequency whose period is 2 or 4 pixels along each axis (or constant along one)."""
+    size = spectrum.shape[0]
+    centre = size // 2
+    offsets = sorted({0, size // 4, size // 2, -size // 4})
+    total = 0.0
+    for row in offsets:
+        for column in offsets:
+            if row == 0 and column == 0:
+                continue
+            total += spectrum[(centre + row) % size, (centre + column) % size]
+    return float(total)
+
+
+def spectral_figures(generated: np.ndarray, real: np.ndarray) -> dict:
+    """Log-spectral distance, checkerboard ratio and high-frequency ratio of `generated` against `real`."""
+    generated_spectrum, real_spectrum = power_spectra(generated), power_spectra(real)
+    generated_profile, real_profile = radial_profile(generated_spectrum), radial_profile(real_spectrum)
+    tiny = 1e-20
+    log_ratio = np.log10((generated_profile + tiny) / (real_profile + tiny))
+    top_third = slice(int(len(real_profile) * 2 / 3), None)
+    return {
+        "log_spectral_distance": float(np.sqrt(np.mean(log_ratio**2))),
+        "checkerboard_ratio": float(checkerboard_power(generated_spectrum) / (checkerboard_power(real_spectrum) + tiny)),
+        "high_frequency_ratio": float(generated_profile[top_third].sum() / (real_profile[top_third].sum() + tiny)),
+    }
+
+
+def laplacian_pyramid(images: np.ndarray) -> list[np.ndarray]:
+    """float32 NHWC pyramids, finest level first, down to PYRAMID_MIN_SIZE px (the last level is Gaussian)."""
+    current = np.asarray(images, dtype=np.float32) / 255.0
+    levels = []
+    while current.shape[1] > PYRAMID_MIN_SIZE:
+        smaller = np.stack([cv2.pyrDown(image) for image in current])
+        expanded = np.stack([cv2.pyrUp(image, dstsize=(current.shape[2], current.shape[1])) for image in smaller])
+        levels.append(current - expanded)
+        current = smaller
+    levels.append(current)
+    return levels
+
+
+def random_patches(level: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """PATCHES_PER_IMAGE flattened 7x7 patches from each image at random positions."""
+    count, height, width, channels = level.shape
+    size = min(PATCH_SIZE, height, width)
+    tops = rng.integers(0, height - size + 1, (count, PATCHES_PER_IMAGE))
+    lefts = rng.integers(0, width - size + 1, (count, PATCHES_PER_IMAGE))
+    offsets = np.arange(size)
+    rows = tops[..., None, None] + offsets[:, None]
+    columns = lefts[..., None, None] + offsets[None, :]
+    patches = level[np.arange(count)[:, None, None, None], rows, columns]
+    return patches.reshape(-1, size * size * channels)
+
+
+def sliced_wasserstein(first: np.ndarray, second: np.ndarray, rng: np.random.Generator) -> float:
+    """Mean over random unit directions of the 1-D Wasserstein distance of the projected point sets."""
+    count = min(len(first), len(second))
+    first = first[rng.permutation(len(first))[:count]]
+    second = second[rng.permutation(len(second))[:count]]
+    distances = []
+    for _ in range(PROJECTION_REPEATS):
+        directions = rng.standard_normal((first.shape[1], PROJECTIONS))
+        directions /= np.linalg.norm(directions, axis=0, keepdims=True)
+        projected_first = np.sort(first @ directions, axis=0)
+        projected_second = np.sort(second @ directions, axis=0)
+        distances.append(np.mean(np.abs(projected_first - projected_second)))
+    return float(np.mean(distances))
+
+
+def swd_figures(generated: np.ndarray, real: np.ndarray, seed: int) -> dict:
+    """SWD x1e3 per pyramid level (finest first, named by its size) and their average."""
+    rng = np.random.default_rng(seed)
+    per_level = {}
+    for generated_level, real_level in zip(laplacian_pyramid(generated), laplacian_pyramid(real), strict=True):
+        generated_patches = random_patches(generated_level, rng)
+        real_patches = random_patches(real_level, rng)
+        # Normalised per channel by the real patches' statistics, as in Karras et al., so levels compare.
+        mean, std = real_patches.mean(axis=0), real_patches.std(axis=0) + 1e-8
+        distance = sliced_wasserstein((generated_patches - mean) / std, (real_patches - mean) / std, rng)
+        per_level[str(generated_level.shape[1])] = round(distance * 1e3, 3)
+    return {"swd_per_level": per_level, "swd": round(float(np.mean(list(per_level.values()))), 3)}
+
+
+def small(images: np.ndarray) -> np.ndarray:
+    """COMPARE_SIZE px float vectors in [0, 1], the space of the diversity and memorisation figures."""
+    resized = np.stack([cv2.resize(image, (COMPARE_SIZE, COMPARE_SIZE), interpolation=cv2.INTER_AREA)
+                        for image in np.asarray(images)])
+    return resized.reshape(len(resized), -1).astype(np.float64) / 255.0
+
+
+def nearest_distances(queries: np.ndarray, references: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+    """RMS distance from each query vector to its nearest reference vector."""
+    squared = (queries**2).sum(axis=1)[:, None] + (references**2).sum(axis=1)[None, :] - 2 * queries @ references.T
+    squared = np.maximum(squared, 0.0)
+    if exclude_self:
+        np.fill_diagonal(squared, np.inf)
+    return np.sqrt(squared.min(axis=1) / queries.shape[1])
+
+
+def diversity_figures(generated: np.ndarray) -> dict:
+    sample = np.asarray(generated)[:DIVERSITY_SAMPLES]
+    distances = pairwise_rms_distances(sample, size=COMPARE_SIZE)
+    return {"near_identical_pairs": int((distances < NEAR_IDENTICAL_RMS).sum()), "diversity_samples": len(sample)}
+
+
+def memorisation_share(generated: np.ndarray, training: np.ndarray) -> dict:
+    """Share of samples closer to a training image than 95% of training images are to their own neighbour."""
+    references = small(training)
+    own = nearest_distances(references, references, exclude_self=True)
+    threshold = float(np.percentile(own, 5))
+    to_training = nearest_distances(small(generated), references)
+    return {"memorisation_share": float(np.mean(to_training < threshold)), "memorisation_threshold_rms": threshold}
+
+
+def compare(generated: np.ndarray, real: np.ndarray, training: np.ndarray, seed: int) -> dict:
+    """Every figure for one image set against the real images (and the training images, for memorisation)."""
+    if generated.shape[1:] != real.shape[1:]:
+        raise ValueError(f"generated images {generated.shape[1:]} and real images {real.shape[1:]} differ in size")
+    return {
+        **swd_figures(generated, real, seed),
+        **spectral_figures(generated, real),
+        **diversity_figures(generated),
+        **memorisation_share(generated, training),
+    }
+
+
+def quality_report(generated: np.ndarray, collection: np.ndarray, seed: int = 0) -> dict:
+    """Figures for `generated` against the collection, beside the same figures for two halves of the collection.
+
+    The collection is split at random (by seed) into halves A and B; generated frames are compared with A, and
+    half B is compared with half A the same way, so both columns measure against the same real images. For
+    memorisation the generated frames are looked up in the whole collection (what the generator saw), half B
+    in half A.
+    """
+    collection = np.asarray(collection)
+    if len(collection) < 4:
+        raise ValueError(f"the quality report needs at least 4 collection images, got {len(collection)}")
+    order = np.random.default_rng(seed).permutation(len(collection))
+    half = len(collection) // 2
+    first, second = collection[order[:half]], collection[order[half : 2 * half]]
+    return {
+        "samples": len(generated),
+        "collection_images": 2 * half,
+        "size": int(collection.shape[1]),
+        "seed": seed,
+        "generated": compare(np.asarray(generated), first, collection, seed),
+        "real_vs_real": compare(second, first, first, seed),
+    }
+
+
+def format_table(report: dict) -> list[str]:
+    """Markdown rows: each figure for the generated frames beside the real-vs-real yardstick."""
+    generated, baseline = report["generated"], report["real_vs_real"]
+    rows = [
+        ("sliced Wasserstein distance (x1e3, mean of levels)", "swd", 2),
+        ("log-spectral distance", "log_spectral_distance", 3),
+        ("checkerboard ratio (period 2 and 4 power)", "checkerboard_ratio", 2),
+        ("high-frequency ratio (top third of frequencies)", "high_frequency_ratio", 2),
+        (f"near-identical pairs among {generated['diversity_samples']}", "near_identical_pairs", 0),
+        ("memorisation share", "memorisation_share", 3),
+    ]
+    lines = ["| figure | generated | real vs real |", "|---|---|---|"]
+    for label, key, digits in rows:
+        lines.append(f"| {label} | {generated[key]:.{digits}f} | {baseline[key]:.{digits}f} |")
+    levels = " / ".join(f"{size}: {value:.1f}" for size, value in generated["swd_per_level"].items())
+    baseline_levels = " / ".join(f"{size}: {value:.1f}" for size, value in baseline["swd_per_level"].items())
+    lines.append(f"| SWD per level (px: x1e3) | {levels} | {baseline_levels} |")
+    return lines

@@ -1,0 +1,127 @@
+"""`python -m training quality`: the quality figures of a bundle or a DCGAN run against its collection."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.bundle import write_json_atomic
+from training import quality
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    model: str | None = None  # a bundle folder
+    run: str | None = None  # or a DCGAN run folder (its exported weights)
+    data: str | None = None  # default: the dataset the generator was trained on
+    samples: int = 512
+    collection: int = 1000
+    seed: int = 0
+    display: bool = False  # upscaled frames against the collection at the display size
+    out: str | None = None
+    record: bool = False  # write the figures into the bundle's manifest (for the model card)
+
+    def __post_init__(self):
+        if (self.model is None) == (self.run is None):
+            raise ValueError("give exactly one of --model (a bundle) or --run (a DCGAN run folder)")
+        if not 16 <= self.samples <= 100_000:
+            raise ValueError(f"samples {self.samples} is outside the allowed range 16..100000")
+        if not 16 <= self.collection <= 1_000_000:
+            raise ValueError(f"collection {self.collection} is outside the allowed range 16..1000000")
+        if self.record and self.model is None:
+            raise ValueError("--record writes into a bundle's manifest; it needs --model")
+        if self.display and self.model is None:
+            raise ValueError("--display needs --model: a bundle with an upscaler")
+
+
+def latents(count: int, latent_dim: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
+
+
+def generated_frames(config: QualityConfig) -> tuple[np.ndarray, str]:
+    """uint8 frames through the one render path (a bundle), or a run's exported generator; and the dataset."""
+    if config.model is not None:
+        from installation.render import Renderer
+        from models.bundle import load_bundle
+
+        bundle = load_bundle(config.model, with_upscaler=config.display)
+        if config.display and bundle.upscaler is None:
+            raise ValueError(f"{config.model} has no upscaler to measure at display size")
+        renderer = Renderer(bundle, max_batch=16)
+        frames = renderer.render(latents(config.samples, bundle.latent_dim, config.seed), upscale=config.display)
+        data_dir = bundle.manifest["generator"].get("training_config", {}).get("data")
+        return frames, config.data or data_dir
+    from training.export import restore_generator
+    from training.runs import to_uint8
+
+    generator, run_config, _ = restore_generator(config.run)
+    noise = latents(config.samples, run_config["latent_dim"], config.seed)
+    frames = np.concatenate([to_uint8(generator(noise[start : start + 64], training=False))
+                             for start in range(0, len(noise), 64)])
+    return frames, config.data or run_config["data"]
+
+
+def collection_images(data_dir: str | None, size: int, count: int, seed: int) -> np.ndarray:
+    from training import data
+
+    if not data_dir:
+        raise ValueError("the bundle does not name its training dataset; pass --data")
+    manifest = data.load_manifest(data_dir)
+    if int(manifest["image_size"]) < size:
+        log.warning("dataset %s holds %s px images: they are enlarged to %d px for the comparison",
+                    data_dir, manifest["image_size"], size)
+    images, _ = data.load_images(data_dir, size)
+    chosen = np.random.default_rng(seed).permutation(len(images))[:count]
+    return images[np.sort(chosen)]
+
+
+def run_quality(config: QualityConfig) -> dict:
+    frames, data_dir = generated_frames(config)
+    collection = collection_images(data_dir, frames.shape[1], config.collection, config.seed)
+    report = {**quality.quality_report(frames, collection, config.seed), "data": data_dir,
+              "source": config.model or config.run, "display": config.display}
+    if config.out:
+        write_json_atomic(Path(config.out), report)
+    if config.record:
+        from models.bundle import read_manifest, update_manifest
+
+        section = dict(read_manifest(config.model).get("quality", {}))
+        section["display" if config.display else "generator"] = report
+        update_manifest(config.model, "quality", section)
+    return report
+
+
+def add_quality_command(commands) -> None:
+    parser = commands.add_parser("quality", help="quality figures of a bundle or run against its collection")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="model bundle folder")
+    source.add_argument("--run", help="DCGAN run folder (its latest checkpoint, averaged weights when present)")
+    parser.add_argument("--data", help="dataset folder (default: the one the generator was trained on)")
+    parser.add_argument("--samples", type=int, default=512, help="generated frames to measure (16..100000)")
+    parser.add_argument("--collection", type=int, default=1000,
+                        help="collection images to compare with, split into two halves for the yardstick")
+    parser.add_argument("--seed", type=int, default=0, help="latents, collection split and projections")
+    parser.add_argument("--display", action="store_true",
+                        help="measure upscaled frames against the collection at the display size")
+    parser.add_argument("--out", help="write the JSON report here")
+    parser.add_argument("--record", action="store_true", help="store the figures in the bundle's manifest")
+    parser.set_defaults(handler=lambda args: print_quality(QualityConfig(
+        model=args.model, run=args.run, data=args.data, samples=args.samples, collection=args.collection,
+        seed=args.seed, display=args.display, out=args.out, record=args.record)))
+
+
+def print_quality(config: QualityConfig) -> int:
+    report = run_quality(config)
+    print(f"{report['samples']} frames at {report['size']} px against {report['collection_images']} collection "
+          f"images ({report['data']}), seed {report['seed']}")
+    print("\n".join(quality.format_table(report)))
+    if config.out:
+        print(f"report written to {config.out}")
+    return 0
+
+
