@@ -82,9 +82,10 @@ def spectral_figures(generated: np.ndarray, real: np.ndarray) -> dict:
     tiny = 1e-20
     log_ratio = np.log10((generated_profile + tiny) / (real_profile + tiny))
     top_third = slice(int(len(real_profile) * 2 / 3), None)
+    checkerboard = checkerboard_power(generated_spectrum) / (checkerboard_power(real_spectrum) + tiny)
     return {
         "log_spectral_distance": float(np.sqrt(np.mean(log_ratio**2))),
-        "checkerboard_ratio": float(checkerboard_power(generated_spectrum) / (checkerboard_power(real_spectrum) + tiny)),
+        "checkerboard_ratio": float(checkerboard),
         "high_frequency_ratio": float(generated_profile[top_third].sum() / (real_profile[top_third].sum() + tiny)),
     }
 
