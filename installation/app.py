@@ -378,6 +378,13 @@ class PaceKeeper:
                     on_wake()
 
 
+def problems_of(error: Exception) -> tuple[str, ...]:
+    """The lines to show for a refused start: every problem a bundle has, else the error's own message."""
+    from models.manifest import BundleError
+
+    return error.problems if isinstance(error, BundleError) else (str(error),)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="run_installation.py", description="Run the Masquerade installation.")
     runtime_config.add_arguments(parser)
@@ -425,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
                                 hide_cursor=config.hide_cursor)
         return piece.run()
     except (ValueError, FileNotFoundError, NoDisplayError, OscStartError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        for line in problems_of(error):
+            print(f"error: {line}", file=sys.stderr)
         return 2
     finally:
         if piece is not None and piece.display is not None:
