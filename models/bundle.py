@@ -38,7 +38,8 @@ from models.manifest import (
 )
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "SECTIONS", "BundleError", "Bundle", "IndexFiles", "load_bundle",
-           "read_manifest", "read_index", "load_model", "model_path", "update_manifest", "save_model"]
+           "read_manifest", "read_index", "read_json", "inside", "load_model", "model_path", "update_manifest",
+           "save_model", "write_json_atomic"]
 
 log = logging.getLogger(__name__)
 
