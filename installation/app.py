@@ -21,6 +21,7 @@ from installation.kiosk import Health, Heartbeat, sd_notify
 from installation.latent import WalkConfig, Walker, offset_direction
 from installation.services import Services
 from installation.worker import FrameRequest, RenderWorker, blend, pick_frame
+from models.manifest import error_lines
 
 log = logging.getLogger("masquerade")
 
@@ -378,13 +379,6 @@ class PaceKeeper:
                     on_wake()
 
 
-def problems_of(error: Exception) -> tuple[str, ...]:
-    """The lines to show for a refused start: every problem a bundle has, else the error's own message."""
-    from models.manifest import BundleError
-
-    return error.problems if isinstance(error, BundleError) else (str(error),)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="run_installation.py", description="Run the Masquerade installation.")
     runtime_config.add_arguments(parser)
@@ -432,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                                 hide_cursor=config.hide_cursor)
         return piece.run()
     except (ValueError, FileNotFoundError, NoDisplayError, OscStartError) as error:
-        for line in problems_of(error):
+        for line in error_lines(error):
             print(f"error: {line}", file=sys.stderr)
         return 2
     finally:

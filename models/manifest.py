@@ -31,6 +31,11 @@ class BundleError(ValueError):
         super().__init__("\n".join(self.problems))
 
 
+def error_lines(error: BaseException) -> tuple[str, ...]:
+    """What a command prints for refused input: each problem of a BundleError on its own line, else the message."""
+    return error.problems if isinstance(error, BundleError) else (str(error),)
+
+
 @dataclass(frozen=True)
 class GeneratorSpec:
     file: str

@@ -298,3 +298,18 @@ def test_a_healthy_bundle_still_loads_with_its_index(tmp_path):
     assert loaded.index is not None and loaded.index.info["count"] == 2791
     assert make_bundle(tmp_path / "fresh", with_upscaler=False).is_dir()
     assert bundle.load_bundle(tmp_path / "fresh").upscaler is None
+
+
+def test_export_and_inspection_read_bundles_through_the_same_checks(tiny_copy, neighbour, tmp_path):
+    path = edit(tiny_copy, lambda m: m["upscaler"].update(file="../other/upscaler.keras"))
+    expected = f"error: {path}: upscaler.file = '../other/upscaler.keras' points outside the bundle folder ('..' is " \
+               "not allowed)"
+    export = subprocess.run([sys.executable, "run_installation.py", "export", "--model", str(tiny_copy), "--out",
+                             str(tmp_path / "loop.mp4"), "--seconds", "1", "--no-progress"], cwd=ROOT, env=ENV,
+                            capture_output=True, text=True, timeout=180)
+    assert export.returncode == 2 and error_lines(export) == [expected]
+    inspection = subprocess.run([sys.executable, "-m", "installation.inspect", "--model", str(tiny_copy), "--out",
+                                 str(tmp_path / "report")], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                                timeout=180)
+    assert inspection.returncode == 2 and error_lines(inspection) == [expected]
+    assert not (tmp_path / "loop.mp4").exists() and not (tmp_path / "report").exists()
