@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 MAX_JSON_BYTES = 64 << 20  # a manifest or index.json is a few kB; refuse to parse a file that is not one
+MAX_MODEL_BYTES = 4 << 30  # unpacked size of a .keras archive; the largest upscaler is tens of MB
 # The first Keras release with every published safe_mode bypass fixed: CVE-2025-1550 (3.9),
 # CVE-2025-8747 and CVE-2025-9906 (3.11.0), CVE-2025-9905, HDF5 weights ignoring safe_mode (3.11.3).
 SAFE_KERAS = (3, 11, 3)
@@ -132,6 +133,8 @@ def inside(root: Path, relative: str, field: str, named_in: Path, base: Path | N
 
 
 def read_json(path: Path, what: str) -> Any:
+    if path.exists() and not path.is_file():
+        raise BundleError(f"{path} is not a regular file: {what}")
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {what}")
     if path.stat().st_size > MAX_JSON_BYTES:
@@ -200,7 +203,13 @@ def check_archive(path: Path) -> None:
     damaged = f"{path} is corrupt or truncated ({size} bytes"
     try:
         with zipfile.ZipFile(path) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+            if unpacked > MAX_MODEL_BYTES:
+                raise BundleError(f"{path} unpacks to {unpacked} bytes, more than any Masquerade model "
+                                  f"({MAX_MODEL_BYTES}); it is not a bundle model")
             bad_member = archive.testzip()
+    except BundleError:
+        raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
         raise BundleError(f"{damaged}: not a complete .keras archive, {error}); copy or re-export it") from None
     if bad_member is not None:

@@ -313,3 +313,16 @@ def test_export_and_inspection_read_bundles_through_the_same_checks(tiny_copy, n
                                 timeout=180)
     assert inspection.returncode == 2 and error_lines(inspection) == [expected]
     assert not (tmp_path / "loop.mp4").exists() and not (tmp_path / "report").exists()
+
+
+def test_a_zip_bomb_named_keras_is_refused_before_it_is_unpacked(tiny_copy, monkeypatch):
+    monkeypatch.setattr(bundle, "MAX_MODEL_BYTES", 1000)
+    with pytest.raises(BundleError, match=r"generator\.keras unpacks to \d+ bytes, more than any Masquerade model"):
+        bundle.load_bundle(tiny_copy)
+
+
+def test_a_manifest_that_is_not_a_regular_file_is_named(tiny_copy):
+    (tiny_copy / bundle.MANIFEST).unlink()
+    os.mkfifo(tiny_copy / bundle.MANIFEST)
+    with pytest.raises(BundleError, match=r"manifest\.json is not a regular file"):
+        bundle.read_manifest(tiny_copy)
