@@ -102,6 +102,10 @@ def check_bundle(config) -> str:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         raise ValueError(f"{config.model}: the bundle loads but renders no frame ({type(error).__name__}: "
                          f"{lines[-1][:200] if lines else 'no message'})") from None
+    if bundle.index is not None:
+        from installation.provenance import open_captioner
+
+        open_captioner(bundle.path, bundle.manifest)  # what the piece does at start: loads the extractor
     upscaler = bundle.manifest.get("upscaler")
     described = f"upscaler x{upscaler['scale']}" if upscaler else "no upscaler"
     indexed = f", index of {bundle.index.info['count']} images" if bundle.index is not None else ", no index"

@@ -133,6 +133,10 @@ class ProvenanceIndex:
                 raise ValueError(f"the index in {self.path} names no discriminator file; rebuild the index")
             model = bundle_format.load_model(self.discriminator)
             extractor = feats.build_extractor("discriminator", discriminator=model)
+            if dict(extractor.dims) != self.dims:
+                raise bundle_format.BundleError(
+                    f"{self.discriminator} gives features of {dict(extractor.dims)} but {self.path / feats.INDEX_INFO} "
+                    f"says dims {self.dims}; rebuild the index with `python -m training index`")
         else:
             extractor = feats.build_extractor("vgg16", vgg_weights=vgg_weights, input_size=described["input_size"])
             expected = described.get("weights_sha256")

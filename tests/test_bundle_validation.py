@@ -326,3 +326,20 @@ def test_a_manifest_that_is_not_a_regular_file_is_named(tiny_copy):
     os.mkfifo(tiny_copy / bundle.MANIFEST)
     with pytest.raises(BundleError, match=r"manifest\.json is not a regular file"):
         bundle.read_manifest(tiny_copy)
+
+
+def test_an_extractor_whose_features_disagree_with_the_index_is_named_by_check(tmp_path):
+    from models import dcgan, features
+
+    copy = tmp_path / "default"
+    shutil.copytree(DEFAULT, copy, ignore=shutil.ignore_patterns("*.png"))
+    bundle.save_model(copy, "discriminator.keras", dcgan.discriminator(64, 0.125))  # half the channels
+    digest = features.file_sha256(copy / "discriminator.keras")
+    edit(copy, lambda manifest: manifest["index"]["extractor"].update(weights_sha256=digest))
+    edit(copy, lambda info: info["extractor"].update(weights_sha256=digest), "index/index.json")
+    result = run_check("--model", str(copy))
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL  bundle")]
+    assert len(failed) == 1, result.stdout
+    assert f"{copy.resolve() / 'discriminator.keras'} gives features of {{'early': 128, 'late': 64}}" in failed[0]
+    assert "says dims {'early': 256, 'late': 128}" in failed[0]
