@@ -21,6 +21,7 @@ from installation.kiosk import Health, Heartbeat, sd_notify
 from installation.latent import WalkConfig, Walker, offset_direction
 from installation.services import Services
 from installation.worker import FrameRequest, RenderWorker, blend, pick_frame
+from models.manifest import error_lines
 
 log = logging.getLogger("masquerade")
 
@@ -425,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
                                 hide_cursor=config.hide_cursor)
         return piece.run()
     except (ValueError, FileNotFoundError, NoDisplayError, OscStartError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        for line in error_lines(error):
+            print(f"error: {line}", file=sys.stderr)
         return 2
     finally:
         if piece is not None and piece.display is not None:

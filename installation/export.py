@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from installation.latent import WalkConfig, loop_period, loop_times, walk_batch
+from models.manifest import error_lines
 
 log = logging.getLogger(__name__)
 
@@ -755,7 +756,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interrupted: export stopped, nothing written to {args.out}", file=sys.stderr)
         return 128 + signal.SIGINT
     except (ValueError, FileNotFoundError, FileExistsError, ExportError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        for line in error_lines(error):
+            print(f"error: {line}", file=sys.stderr)
         return 2
     finally:
         for signum, handler in previous.items():

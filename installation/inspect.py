@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.manifest import error_lines
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 log = logging.getLogger(__name__)
@@ -216,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                                         upscale=not args.no_upscale, vgg_weights=args.vgg_weights)
         page = write_report(report, frames, index, args.out)
     except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        for line in error_lines(error):
+            print(f"error: {line}", file=sys.stderr)
         return 2
     for layer, summary in report["summary"].items():
         share = summary["memorised_share"]

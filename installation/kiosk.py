@@ -96,11 +96,21 @@ def check_bundle(config) -> str:
     from models.bundle import load_bundle
 
     bundle = load_bundle(config.model)
-    renderer = Renderer(bundle)
-    frame = renderer.render(renderer_latent(bundle.latent_dim))[0]
+    try:
+        frame = Renderer(bundle).render(renderer_latent(bundle.latent_dim))[0]
+    except Exception as error:  # noqa: BLE001 - a TensorFlow error is a wall of text; the check gives one line
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        raise ValueError(f"{config.model}: the bundle loads but renders no frame ({type(error).__name__}: "
+                         f"{lines[-1][:200] if lines else 'no message'})") from None
+    if bundle.index is not None:
+        from installation.provenance import open_captioner
+
+        open_captioner(bundle.path, bundle.manifest)  # what the piece does at start: loads the extractor
     upscaler = bundle.manifest.get("upscaler")
     described = f"upscaler x{upscaler['scale']}" if upscaler else "no upscaler"
-    return f"{config.model}: generator {bundle.resolution} px, {described}, renders {frame.shape[0]} px frames"
+    indexed = f", index of {bundle.index.info['count']} images" if bundle.index is not None else ", no index"
+    return (f"{config.model}: generator {bundle.resolution} px, {described}{indexed}, renders {frame.shape[0]} px "
+            "frames")
 
 
 def renderer_latent(latent_dim: int):
@@ -176,6 +186,8 @@ def run_checks(config, out=None) -> int:
     """Validate a machine for the piece: prints one line per check, returns the number of failures."""
     import sys
 
+    from models.manifest import BundleError
+
     out = out or sys.stdout
     checks = [("bundle", check_bundle), ("display", check_display)]
     if config.webcam.strip().lower() not in ("", "none"):
@@ -189,10 +201,14 @@ def run_checks(config, out=None) -> int:
     failures = 0
     for name, check in checks:
         try:
-            detail, verdict = check(config), "ok  "
-        except (ValueError, FileNotFoundError, OSError) as error:
-            detail, verdict = str(error).splitlines()[0], "FAIL"
+            details, verdict = [check(config)], "ok  "
+        except BundleError as error:
+            details, verdict = error.problems, "FAIL"
             failures += 1
-        print(f"{verdict}  {name:<9} {detail}", file=out)
+        except (ValueError, FileNotFoundError, OSError) as error:
+            details, verdict = [(str(error).splitlines() or [type(error).__name__])[0]], "FAIL"
+            failures += 1
+        for detail in details:
+            print(f"{verdict}  {name:<9} {detail}", file=out)
     print("all checks passed" if not failures else f"{failures} check(s) failed", file=out)
     return failures

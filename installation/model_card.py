@@ -22,6 +22,7 @@ import numpy as np
 from installation.latent import keyframe
 from installation.render import Renderer
 from models.bundle import load_bundle, update_manifest
+from models.manifest import error_lines
 from models.metrics import pairwise_rms_distances
 
 NEAR_DUPLICATE_NOISE = 0.05  # latent perturbation that makes a near-duplicate of a sample
@@ -189,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         card = write_card(args.model, args.dcgan_run, args.sr_run, args.inspect, args.recipe)
     except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        for line in error_lines(error):
+            print(f"error: {line}", file=sys.stderr)
         return 2
     print(f"wrote {card}")
     return 0

@@ -14,7 +14,6 @@ best match is weaker than 80% of those within-dataset nearest-neighbour pairs.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import threading
@@ -69,8 +68,9 @@ class ProvenanceIndex:
 
     def __init__(self, path: Path, info: dict, features: Mapping[str, np.ndarray], ids: np.ndarray,
                  records: list[dict], thumbs: np.ndarray, calibration: dict,
-                 float32_budget: int = DEFAULT_FLOAT32_BUDGET):
+                 float32_budget: int = DEFAULT_FLOAT32_BUDGET, discriminator: Path | None = None):
         self.path = Path(path)
+        self.discriminator = discriminator  # the bundle's discriminator file, checked by the bundle loader
         self.info = info
         self.stored = dict(features)  # float16, usually memory-mapped
         self.ids = ids
@@ -92,50 +92,27 @@ class ProvenanceIndex:
              float32_budget: int = DEFAULT_FLOAT32_BUDGET) -> ProvenanceIndex | None:
         """The bundle's index, or None when the bundle has none (the caller warns once and turns captions off).
 
-        Raises ValueError when the index does not belong to this bundle (extractor or dataset fingerprint differ
-        from the manifest, discriminator replaced) and FileNotFoundError when the manifest lists a missing index.
+        The bundle loader (models.bundle.read_index) checks the files first: inside the bundle, in the index's
+        formats, consistent with the manifest. Raises ValueError when the index does not belong to this bundle
+        (extractor or dataset fingerprint differ from the manifest, discriminator replaced) and FileNotFoundError
+        when the manifest lists a missing index.
         """
-        bundle_dir = Path(bundle_dir)
-        manifest = bundle_format.read_manifest(bundle_dir) if manifest is None else manifest
-        section = manifest.get("index")
-        index_dir = bundle_dir / (section or {}).get("path", feats.INDEX_DIR)
-        info_path = index_dir / feats.INDEX_INFO
-        if section is None:
-            if info_path.is_file():
-                log.debug("%s exists but the manifest lists no index; ignoring it", index_dir)
+        checked = bundle_format.read_index(bundle_dir, manifest)
+        if checked is None:
+            if (Path(bundle_dir) / feats.INDEX_DIR / feats.INDEX_INFO).is_file():
+                log.debug("%s exists but the manifest lists no index; ignoring it", Path(bundle_dir) / feats.INDEX_DIR)
             return None
-        rebuild = f"rebuild it with `python -m training index --model {bundle_dir} --data DATASET`"
-        if not info_path.is_file():
-            raise FileNotFoundError(f"the manifest lists a provenance index but {info_path} is missing; {rebuild}")
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-        if info.get("format") != feats.INDEX_FORMAT or info.get("format_version", 0) > feats.INDEX_FORMAT_VERSION:
-            raise ValueError(f"{info_path} is not a provenance index this Masquerade reads; {rebuild}")
-        built, listed = info.get("extractor", {}), section.get("extractor", {})
-        if built.get("name") != listed.get("name") or built.get("weights_sha256") != listed.get("weights_sha256"):
-            raise ValueError(
-                f"the index in {index_dir} was built with the {built.get('name')!r} extractor but the bundle manifest "
-                f"lists {listed.get('name')!r} (or other weights); {rebuild}"
-            )
-        indexed = info.get("dataset", {}).get("fingerprint")
-        trained = (manifest.get("dataset") or {}).get("fingerprint")
-        if trained is not None and indexed != trained:
-            raise ValueError(
-                f"the index in {index_dir} describes dataset {str(indexed)[:12]} but the bundle was made from "
-                f"{trained[:12]}; {rebuild} (the dataset the generator was trained on)"
-            )
-        if built.get("name") == "discriminator":
-            _check_discriminator(bundle_dir, built, rebuild)
-        files = info["files"]
-        stored = {layer: np.load(index_dir / files[layer], mmap_mode="r") for layer in feats.LAYERS}
-        ids = np.load(index_dir / files["ids"])
-        thumbs = np.load(index_dir / files["thumbs"], mmap_mode="r")
-        records = json.loads((index_dir / files["records"]).read_text(encoding="utf-8"))
-        calibration = json.loads((index_dir / files["calibration"]).read_text(encoding="utf-8"))
-        count = int(info["count"])
-        shapes_ok = all(stored[layer].shape == (count, int(info["dims"][layer])) for layer in feats.LAYERS)
-        if not shapes_ok or len(ids) != count or len(records) != count or len(thumbs) != count:
-            raise ValueError(f"the index in {index_dir} is inconsistent (arrays and records disagree); {rebuild}")
-        return cls(index_dir, info, stored, ids, records, thumbs, calibration, float32_budget)
+        files, info = checked.files, dict(checked.info)
+        stored = {layer: np.load(files[layer], mmap_mode="r") for layer in feats.LAYERS}
+        ids = np.load(files["ids"])
+        thumbs = np.load(files["thumbs"], mmap_mode="r")
+        records = bundle_format.read_json(files["records"], "rebuild the index")
+        calibration = bundle_format.read_json(files["calibration"], "rebuild the index")
+        if not isinstance(records, list) or len(records) != int(info["count"]) or not isinstance(calibration, dict):
+            raise ValueError(f"the index in {checked.folder} is inconsistent (arrays and records disagree); rebuild "
+                             f"it with `python -m training index --model {bundle_dir} --data DATASET`")
+        return cls(checked.folder, info, stored, ids, records, thumbs, calibration, float32_budget,
+                   discriminator=checked.discriminator)
 
     @property
     def extractor_name(self) -> str:
@@ -152,8 +129,14 @@ class ProvenanceIndex:
         """The extractor the index was built with (the bundle's discriminator, or VGG16 from a local file)."""
         described = self.info["extractor"]
         if described["name"] == "discriminator":
-            model = bundle_format.load_model(self.path.parent / feats.DISCRIMINATOR_FILE)
+            if self.discriminator is None:
+                raise ValueError(f"the index in {self.path} names no discriminator file; rebuild the index")
+            model = bundle_format.load_model(self.discriminator)
             extractor = feats.build_extractor("discriminator", discriminator=model)
+            if dict(extractor.dims) != self.dims:
+                raise bundle_format.BundleError(
+                    f"{self.discriminator} gives features of {dict(extractor.dims)} but {self.path / feats.INDEX_INFO} "
+                    f"says dims {self.dims}; rebuild the index with `python -m training index`")
         else:
             extractor = feats.build_extractor("vgg16", vgg_weights=vgg_weights, input_size=described["input_size"])
             expected = described.get("weights_sha256")
@@ -239,15 +222,6 @@ def _increasing(values) -> np.ndarray | None:
         return None
     curve = np.maximum.accumulate(np.asarray(values, np.float64))
     return curve + np.arange(len(curve)) * 1e-9
-
-
-def _check_discriminator(bundle_dir: Path, built: dict, rebuild: str) -> None:
-    path = bundle_dir / feats.DISCRIMINATOR_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"the index was built with the bundle's discriminator but {path} is missing; {rebuild}")
-    expected = built.get("weights_sha256")
-    if expected and feats.file_sha256(path) != expected:
-        raise ValueError(f"{path} is not the discriminator the index was built with; {rebuild}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -154,7 +154,7 @@ def test_corrupt_bundle_names_the_file(tiny_bundle, tmp_path):
     (broken / "generator.keras").write_bytes(b"not a zip")
     result = run_app("--model", str(broken))
     assert result.returncode == 2
-    assert "generator.keras could not be loaded" in result.stderr and "Traceback" not in result.stderr
+    assert "generator.keras is corrupt or truncated" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_no_display_is_one_clear_line(tiny_bundle):

@@ -37,7 +37,7 @@ def load_upscaler(model_path: str | Path) -> tuple[keras.Model, dict]:
                 f"bundle {path} has no upscaler; add one with `python -m training export-sr RUN --out {path}`"
             )
         training = info.get("training_config") or {}
-        model = bundle.load_model(path / info["file"])
+        model = bundle.load_model(bundle.model_path(path, "upscaler", manifest))
         return model, {"scale": int(info["scale"]), "output_size": int(info["output_size"]),
                        "holdout": training.get("holdout"), "data": training.get("data"), "steps": info.get("steps")}
     if (path / CONFIG_FILE).is_file():

@@ -99,7 +99,7 @@ def open_extractor(config: IndexConfig, bundle_dir: Path, previous: dict | None)
     if config.run is not None:
         model, info = restore_discriminator(config.run)
         return feats.build_extractor("discriminator", discriminator=model, batch_size=config.batch_size), model, info
-    path = bundle_dir / feats.DISCRIMINATOR_FILE
+    path = bundle.inside(bundle_dir, feats.DISCRIMINATOR_FILE, "discriminator", bundle_dir)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} is missing: pass --run DCGAN_RUN (the run the generator came from) to export its discriminator, "

@@ -386,8 +386,7 @@ class SRGANTrainer:
         )
 
     def load_gan_generator(self) -> keras.Model:
-        manifest = bundle.read_manifest(self.config.generator_bundle)
-        generator = bundle.load_model(Path(self.config.generator_bundle) / manifest["generator"]["file"])
+        generator = bundle.load_bundle(self.config.generator_bundle, with_upscaler=False, with_index=False).generator
         generator.trainable = False
         return generator
 
