@@ -119,7 +119,8 @@ class Piece:
 
         self.config = config
         self.clock = clock
-        self.bundle = bundle if bundle is not None else load_bundle(config.model)
+        self.bundle = bundle if bundle is not None else load_bundle(config.model, backend=config.backend,
+                                                                    threads=config.threads)
         self.renderer = Renderer(self.bundle)
         self.controls = controls or initial_controls(config)
         self.services = Services(config, self.controls, clock)
@@ -146,10 +147,10 @@ class Piece:
     def log_startup(self) -> None:
         manifest = self.bundle.manifest
         upscaler = manifest.get("upscaler")
-        log.info("bundle %s: generator %d px (step %s)%s", self.bundle.path, self.bundle.resolution,
+        log.info("bundle %s: generator %d px (step %s)%s, %s backend", self.bundle.path, self.bundle.resolution,
                  manifest["generator"].get("steps"),
                  f", upscaler {upscaler['architecture']} x{upscaler['scale']} -> {self.renderer.output_size()} px"
-                 if upscaler else ", no upscaler")
+                 if upscaler else ", no upscaler", "LiteRT" if self.bundle.backend == "litert" else "TensorFlow")
         log.info("target %.0f fps, walk %s from seed %d, render ahead %d", self.config.fps, self.config.mode,
                  self.config.seed, self.config.render_ahead)
 

@@ -30,7 +30,8 @@ class Captions:
                              fade=min(config.caption_fade, config.caption_duration / 2),
                              show_thumbnails=config.caption_thumbnails, k=config.caption_k,
                              language=config.caption_language)
-        captioner = open_captioner(bundle.path, bundle.manifest, k=config.caption_k)
+        captioner = open_captioner(bundle.path, bundle.manifest, k=config.caption_k, backend=config.backend,
+                                   threads=config.threads)
         return cls(captioner, style, config.caption_rate, clock)
 
     @property

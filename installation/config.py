@@ -53,6 +53,9 @@ class RuntimeConfig:
     upscale: bool = setting(True, "render", "use the bundle's upscaler")
     render_ahead: int = setting(2, "render", "frames rendered ahead along the path when not steered", 0, 16)
     blend: bool = setting(True, "render", "cross-fade between rendered frames when rendering is slower than display")
+    backend: str = setting("auto", "render", "inference engine: LiteRT (no TensorFlow), TensorFlow, or auto (LiteRT "
+                           "when the bundle has LiteRT files, else TensorFlow)", choices=("auto", "litert", "tf"))
+    threads: int = setting(0, "render", "LiteRT CPU threads (0 = one per core)", 0, 256)
     # Control from outside: OSC (TouchDesigner) and a webcam.
     osc: bool = setting(True, "control", "listen for OSC control messages")
     osc_host: str = setting("127.0.0.1", "control", "interface to listen on (0.0.0.0 for other machines)")

@@ -498,7 +498,7 @@ def draw_caption(frame: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(image)
 
 
-def load_captioner(bundle):
+def load_captioner(bundle, backend: str = "tf"):
     """The provenance hook: callable(frame) -> one-line caption, from `installation.provenance.open_captioner`.
 
     Kept small on purpose: the provenance module owns look-ups; the export only draws the text it returns.
@@ -510,9 +510,10 @@ def load_captioner(bundle):
     except ImportError:
         raise ValueError("captions need a bundle with a provenance index, and installation.provenance "
                          "to read it") from None
-    captioner = open_captioner(bundle.path, bundle.manifest)
+    captioner = open_captioner(bundle.path, bundle.manifest, backend=backend, threads=bundle.threads)
     if captioner is None:
-        raise ValueError("captions need a bundle with a provenance index")
+        raise ValueError("captions need a bundle with a provenance index and an extractor this machine can run "
+                         "(see the warning above)")
     return lambda frame: captioner.caption_for(frame).text()
 
 
@@ -694,6 +695,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--contact-sheet", action="store_true", help="also write OUT.contact.png of the keyframes")
     parser.add_argument("--captions", action="store_true", help="draw provenance captions (needs a provenance index)")
+    parser.add_argument("--backend", choices=("auto", "litert", "tf"),
+                        help="inference engine (default auto: LiteRT when the bundle has LiteRT files)")
+    parser.add_argument("--threads", type=int, help="LiteRT CPU threads (0 = one per core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -704,7 +708,8 @@ def resolve(args: argparse.Namespace):
 
     values = runtime_config.read_toml(args.config) if args.config else {}
     overrides = {"model": args.model, "seed": args.seed, "loop_keyframes": args.keyframes, "easing": args.easing,
-                 "truncation": args.truncation, "upscale": args.upscale, "fit": args.fit}
+                 "truncation": args.truncation, "upscale": args.upscale, "fit": args.fit, "backend": args.backend,
+                 "threads": args.threads}
     values.update({name: value for name, value in overrides.items() if value is not None})
     values["mode"] = "loop"
     runtime = runtime_config.RuntimeConfig(**values)
@@ -742,8 +747,9 @@ def main(argv: list[str] | None = None) -> int:
         from installation.render import Renderer
         from models.bundle import load_bundle
 
-        bundle = load_bundle(runtime.model, with_upscaler=runtime.upscale)
-        captioner = load_captioner(bundle) if config.captions else None
+        bundle = load_bundle(runtime.model, with_upscaler=runtime.upscale, backend=runtime.backend,
+                             threads=runtime.threads)
+        captioner = load_captioner(bundle, runtime.backend) if config.captions else None
         walk = walk_config(runtime, bundle.latent_dim)
         renderer = Renderer(bundle, max_batch=config.batch)
         log.info("exporting %d frames (%g s at %g fps, %d keyframes, seed %d) to %s", config.frames,

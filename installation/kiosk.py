@@ -95,22 +95,24 @@ def check_bundle(config) -> str:
     from installation.render import Renderer
     from models.bundle import load_bundle
 
-    bundle = load_bundle(config.model)
+    bundle = load_bundle(config.model, backend=config.backend, threads=config.threads)
     try:
         frame = Renderer(bundle).render(renderer_latent(bundle.latent_dim))[0]
-    except Exception as error:  # noqa: BLE001 - a TensorFlow error is a wall of text; the check gives one line
+    except Exception as error:  # noqa: BLE001 - an inference error is a wall of text; the check gives one line
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         raise ValueError(f"{config.model}: the bundle loads but renders no frame ({type(error).__name__}: "
                          f"{lines[-1][:200] if lines else 'no message'})") from None
     if bundle.index is not None:
         from installation.provenance import open_captioner
 
-        open_captioner(bundle.path, bundle.manifest)  # what the piece does at start: loads the extractor
+        # What the piece does at start: loads the extractor.
+        open_captioner(bundle.path, bundle.manifest, backend=config.backend, threads=config.threads)
     upscaler = bundle.manifest.get("upscaler")
     described = f"upscaler x{upscaler['scale']}" if upscaler else "no upscaler"
     indexed = f", index of {bundle.index.info['count']} images" if bundle.index is not None else ", no index"
+    engine = "LiteRT" if bundle.backend == "litert" else "TensorFlow"
     return (f"{config.model}: generator {bundle.resolution} px, {described}{indexed}, renders {frame.shape[0]} px "
-            "frames")
+            f"frames with {engine}")
 
 
 def renderer_latent(latent_dim: int):

@@ -22,11 +22,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from models import bundle as bundle_format
-from models import features as feats
+from models import index_format as feats
+from models.litert import NoLiteRTModels
+from models.manifest import error_lines
+
+if TYPE_CHECKING:
+    from models.features import FeatureExtractor
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +74,11 @@ class ProvenanceIndex:
 
     def __init__(self, path: Path, info: dict, features: Mapping[str, np.ndarray], ids: np.ndarray,
                  records: list[dict], thumbs: np.ndarray, calibration: dict,
-                 float32_budget: int = DEFAULT_FLOAT32_BUDGET, discriminator: Path | None = None):
+                 float32_budget: int = DEFAULT_FLOAT32_BUDGET, discriminator: Path | None = None,
+                 checked: bundle_format.IndexFiles | None = None):
         self.path = Path(path)
         self.discriminator = discriminator  # the bundle's discriminator file, checked by the bundle loader
+        self.checked = checked  # the loader's view of the index files, with the extractor's LiteRT conversion
         self.info = info
         self.stored = dict(features)  # float16, usually memory-mapped
         self.ids = ids
@@ -112,7 +120,7 @@ class ProvenanceIndex:
             raise ValueError(f"the index in {checked.folder} is inconsistent (arrays and records disagree); rebuild "
                              f"it with `python -m training index --model {bundle_dir} --data DATASET`")
         return cls(checked.folder, info, stored, ids, records, thumbs, calibration, float32_budget,
-                   discriminator=checked.discriminator)
+                   discriminator=checked.discriminator, checked=checked)
 
     @property
     def extractor_name(self) -> str:
@@ -125,27 +133,44 @@ class ProvenanceIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def load_extractor(self, vgg_weights=None) -> feats.FeatureExtractor:
-        """The extractor the index was built with (the bundle's discriminator, or VGG16 from a local file)."""
+    def load_extractor(self, vgg_weights=None, backend: str = "tf", threads: int = 0) -> FeatureExtractor:
+        """The extractor the index was built with (the bundle's discriminator, or VGG16 from a local file).
+
+        backend "litert" runs its LiteRT conversion; "auto" too when the bundle has one, else TensorFlow. Raises
+        NoLiteRTModels when LiteRT is asked for (or TensorFlow is not installed) and the bundle has no conversion.
+        """
+        if backend != "tf" and self.checked is not None:
+            try:
+                extractor = bundle_format.open_index_features(self.checked, threads)
+                self.check_extractor(extractor)
+                return extractor
+            except (bundle_format.BundleError, FileNotFoundError) as error:
+                if backend == "litert" or not bundle_format.tensorflow_available():
+                    raise
+                (log.info if isinstance(error, NoLiteRTModels) else log.warning)(
+                    "%s: captions use the TensorFlow extractor", "; ".join(error_lines(error)))
+        from models import features
+
         described = self.info["extractor"]
         if described["name"] == "discriminator":
             if self.discriminator is None:
                 raise ValueError(f"the index in {self.path} names no discriminator file; rebuild the index")
             model = bundle_format.load_model(self.discriminator)
-            extractor = feats.build_extractor("discriminator", discriminator=model)
+            extractor = features.build_extractor("discriminator", discriminator=model)
             if dict(extractor.dims) != self.dims:
                 raise bundle_format.BundleError(
                     f"{self.discriminator} gives features of {dict(extractor.dims)} but {self.path / feats.INDEX_INFO} "
                     f"says dims {self.dims}; rebuild the index with `python -m training index`")
         else:
-            extractor = feats.build_extractor("vgg16", vgg_weights=vgg_weights, input_size=described["input_size"])
+            extractor = features.build_extractor("vgg16", vgg_weights=vgg_weights,
+                                                 input_size=described["input_size"])
             expected = described.get("weights_sha256")
             if expected and feats.file_sha256(extractor.weights_path) != expected:
                 raise ValueError(f"{extractor.weights_path} is not the VGG16 weights file the index was built with")
         self.check_extractor(extractor)
         return extractor
 
-    def check_extractor(self, extractor: feats.FeatureExtractor) -> None:
+    def check_extractor(self, extractor: FeatureExtractor) -> None:
         if extractor.name != self.extractor_name or dict(extractor.dims) != self.dims:
             raise ValueError(
                 f"extractor {extractor.name!r} {extractor.dims} does not match the index, built with "
@@ -274,7 +299,7 @@ def describe(record: Mapping, untitled: str = LABEL_PRESETS["en"]["untitled"]) -
 class Captioner:
     """extractor -> query -> Caption, for one index."""
 
-    def __init__(self, index: ProvenanceIndex, extractor: feats.FeatureExtractor, k: int = 5):
+    def __init__(self, index: ProvenanceIndex, extractor: FeatureExtractor, k: int = 5):
         if not 1 <= k <= 256:
             raise ValueError(f"k {k} is outside the allowed range 1..256")
         index.check_extractor(extractor)
@@ -293,14 +318,21 @@ class Captioner:
         return Caption(title, attributes, best.similarity, novelty, percentile, tuple(neighbours), layer)
 
 
-def open_captioner(bundle_dir, manifest: dict | None = None, k: int = 5, vgg_weights=None) -> Captioner | None:
-    """The captioner for a bundle, or None (with one warning) when it has no index: captions are then off."""
+def open_captioner(bundle_dir, manifest: dict | None = None, k: int = 5, vgg_weights=None, backend: str = "tf",
+                   threads: int = 0) -> Captioner | None:
+    """The captioner for a bundle, or None (with one warning) when it has no index, or no extractor this machine
+    can run (no LiteRT conversion of it and no TensorFlow): captions are then off. backend: see load_extractor."""
     index = ProvenanceIndex.load(bundle_dir, manifest)
     if index is None:
         log.warning("bundle %s has no provenance index; captions are off (build one with "
                     "`python -m training index --model %s --data DATASET`)", bundle_dir, bundle_dir)
         return None
-    return Captioner(index, index.load_extractor(vgg_weights), k)
+    try:
+        extractor = index.load_extractor(vgg_weights, backend, threads)
+    except NoLiteRTModels as error:
+        log.warning("%s; captions are off", error)
+        return None
+    return Captioner(index, extractor, k)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,24 +1,21 @@
 """The one render path: latents -> generator -> upscaler -> uint8 RGB frames.
 
 The live loop, the video export, the inspection tool and the tests all call `Renderer.render`, so what
-a curator exports is exactly what the gallery shows.
+a curator exports is exactly what the gallery shows. The backend (LiteRT or TensorFlow, installation.backends)
+is the one the bundle was loaded with.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
+from installation import backends
 from models.bundle import Bundle
-
-
-def to_uint8(images: tf.Tensor) -> tf.Tensor:
-    """[-1, 1] float -> [0, 255] uint8, rounded, inside the graph (cheaper than in numpy)."""
-    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+from models.litert import plan_batches
 
 
 class Renderer:
-    """Compiled generator (+ upscaler) graphs for one bundle; thread-safe to call from one worker at a time."""
+    """The bundle's generator (+ upscaler) on its backend; thread-safe to call from one worker at a time."""
 
     def __init__(self, bundle: Bundle, max_batch: int = 8):
         if max_batch < 1:
@@ -26,25 +23,11 @@ class Renderer:
         self.bundle = bundle
         self.max_batch = max_batch
         self.latent_dim = bundle.latent_dim
-        signature = [tf.TensorSpec([None, self.latent_dim], tf.float32)]
-        generator, upscaler = bundle.generator, bundle.upscaler
-
-        @tf.function(input_signature=signature, reduce_retracing=True)
-        def generate(latents):
-            return to_uint8(generator(latents, training=False))
-
-        self.graphs = {False: generate}
-        if upscaler is not None:
-
-            @tf.function(input_signature=signature, reduce_retracing=True)
-            def generate_and_upscale(latents):
-                return to_uint8(upscaler(generator(latents, training=False), training=False))
-
-            self.graphs[True] = generate_and_upscale
+        self.backend = backends.for_bundle(bundle)
 
     @property
     def has_upscaler(self) -> bool:
-        return True in self.graphs
+        return self.backend.has_upscaler
 
     def output_size(self, upscale: bool = True) -> int:
         scale = self.bundle.upscale_factor if upscale and self.has_upscaler else 1
@@ -57,15 +40,18 @@ class Renderer:
             latents = latents[None]
         if latents.ndim != 2 or latents.shape[1] != self.latent_dim:
             raise ValueError(f"latents of shape {latents.shape} do not match latent_dim {self.latent_dim}")
-        graph = self.graphs[bool(upscale) and self.has_upscaler]
-        chunks = [graph(latents[start : start + self.max_batch]).numpy()
-                  for start in range(0, len(latents), self.max_batch)]
+        upscale = bool(upscale) and self.has_upscaler
+        chunks, start = [], 0
+        for batch in plan_batches(len(latents), self.backend.batch_sizes, self.max_batch):
+            chunks.append(self.backend.run(np.ascontiguousarray(latents[start:start + batch]), upscale))
+            start += batch
         if not chunks:
             size = self.output_size(upscale)
             return np.zeros((0, size, size, 3), np.uint8)
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
     def warm_up(self) -> None:
-        """Trace both graphs now, so the first visible frame does not stall."""
-        for upscale in self.graphs:
+        """Run every pipeline once at the batch sizes the live loop uses, so the first visible frame does not stall."""
+        pipelines = (False, True) if self.has_upscaler else (False,)
+        for upscale in pipelines:
             self.render(np.zeros((1, self.latent_dim), np.float32), upscale=upscale)

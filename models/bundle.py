@@ -5,6 +5,10 @@ a time (generator, upscaler, index); every tool reads a bundle through `load_bun
 `read_index` and `load_model` for one part), which check the manifest's schema (models.manifest), keep every file
 inside the bundle folder and in the bundle's own formats, load Keras models in safe mode only, and check the
 manifest against the loaded models and the index files. A bundle is data from elsewhere: nothing in it is trusted.
+
+Two backends read the same bundle: "tf" loads the Keras models (studio tools, GPU hosts), "litert" opens their
+LiteRT conversions (the kiosk) and never imports Keras or TensorFlow; "auto" takes LiteRT when the bundle has it
+and falls back to TensorFlow, with one warning, when its LiteRT files are missing, stale or damaged.
 """
 
 from __future__ import annotations
@@ -19,12 +23,12 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 
-from models import features as feats
+from models import index_format as feats
+from models import litert as litert_models
 from models.manifest import (
     FORMAT,
     FORMAT_VERSION,
@@ -32,14 +36,18 @@ from models.manifest import (
     SECTIONS,
     BundleError,
     Fields,
+    LiteRTSpec,
     Manifest,
     check_relative_path,
     parse_manifest,
 )
 
+if TYPE_CHECKING:
+    import keras
+
 __all__ = ["FORMAT", "FORMAT_VERSION", "SECTIONS", "BundleError", "Bundle", "IndexFiles", "load_bundle",
            "read_manifest", "read_index", "read_json", "inside", "load_model", "model_path", "update_manifest",
-           "save_model", "write_json_atomic"]
+           "save_model", "write_json_atomic", "BACKENDS", "tensorflow_available"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,8 @@ MAX_MODEL_BYTES = 4 << 30  # unpacked size of a .keras archive; the largest upsc
 # The first Keras release with every published safe_mode bypass fixed: CVE-2025-1550 (3.9),
 # CVE-2025-8747 and CVE-2025-9906 (3.11.0), CVE-2025-9905, HDF5 weights ignoring safe_mode (3.11.3).
 SAFE_KERAS = (3, 11, 3)
+BACKENDS = ("auto", "litert", "tf")
+TRAIN_INSTALL = "pip install -e '.[train]'"
 INDEX_SUFFIXES = {"early": ".npy", "late": ".npy", "ids": ".npy", "thumbs": ".npy", "records": ".json",
                   "calibration": ".json"}
 
@@ -61,16 +71,25 @@ class IndexFiles:
     info: Mapping
     files: Mapping[str, Path]  # INDEX_SUFFIXES key -> resolved path inside the bundle
     discriminator: Path | None  # the extractor's weights, when the index was built with the bundle's discriminator
+    litert: LiteRTSpec | None = None  # the extractor's LiteRT conversion, as the manifest lists it
+    root: Path | None = None  # the bundle folder
 
 
 @dataclass(frozen=True)
 class Bundle:
     path: Path
     manifest: dict
-    generator: keras.Model
+    generator: keras.Model | None  # None with the LiteRT backend
     upscaler: keras.Model | None
     spec: Manifest | None = None
     index: IndexFiles | None = None
+    backend: str = "tf"  # what renders: "tf" (the Keras models) or "litert" (the models in `litert`)
+    litert: litert_models.LiteRTModels | None = None
+    threads: int = 0  # LiteRT threads (0: one per core), also for the feature extractor opened with the index
+
+    @property
+    def has_upscaler(self) -> bool:
+        return self.upscaler is not None or (self.litert is not None and self.litert.upscaler is not None)
 
     @property
     def resolution(self) -> int:
@@ -82,7 +101,7 @@ class Bundle:
 
     @property
     def upscale_factor(self) -> int:
-        return int(self.manifest["upscaler"]["scale"]) if self.upscaler is not None else 1
+        return int(self.manifest["upscaler"]["scale"]) if self.has_upscaler else 1
 
 
 def now_iso() -> str:
@@ -188,8 +207,19 @@ def model_path(bundle_dir: str | os.PathLike, section: str, manifest: dict | Non
 # Models: .keras archives only, in safe mode only
 
 
-def check_keras_version(version: str = keras.__version__) -> None:
+def tensorflow_available() -> bool:
+    """Whether TensorFlow is installed (looked up without importing it: the runtime profile has none)."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def check_keras_version(version: str | None = None) -> None:
     """Refuse to deserialise bundle models with a Keras whose safe mode is known to be bypassable."""
+    if version is None:
+        import keras
+
+        version = keras.__version__
     match = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
     if match is None or tuple(int(part) for part in match.groups()) < SAFE_KERAS:
         wanted = ".".join(map(str, SAFE_KERAS))
@@ -218,6 +248,11 @@ def check_archive(path: Path) -> None:
 
 def load_model(path: str | os.PathLike) -> keras.Model:
     """Load a bundle model in safe mode (no Lambda layers, no arbitrary code), from a .keras archive only."""
+    if not tensorflow_available():
+        raise BundleError(f"{Path(path).name} is a Keras model and TensorFlow is not installed: {TRAIN_INSTALL} "
+                          "brings it (or use a bundle with LiteRT files)")
+    import keras
+
     import models.dcgan  # noqa: F401  (registers the discriminator's custom layer)
     import models.srgan  # noqa: F401  (registers the custom layers the upscalers use)
 
@@ -258,6 +293,8 @@ def check_generator(model: keras.Model, resolution: int, latent_dim: int, file: 
 
 def check_upscaler(model: keras.Model, resolution: int, spec, file: Path, manifest: Path) -> list[str]:
     """The manifest's scale and sizes against what the upscaler makes of one generator frame."""
+    import keras
+
     problems = []
     if spec.input_size is not None and spec.input_size != resolution:
         problems.append(f"{manifest}: upscaler.input_size is {spec.input_size} but the generator makes "
@@ -342,7 +379,25 @@ def read_index(bundle_dir: str | os.PathLike, manifest: dict | None = None) -> I
     problems += check_index_arrays(files, count, dims, info.get("thumb_size"))
     if problems:
         raise BundleError([*problems[:-1], f"{problems[-1]}; {rebuild}"])
-    return IndexFiles(folder, info, files, discriminator)
+    return IndexFiles(folder, info, files, discriminator, spec.litert, root)
+
+
+def open_index_features(index: IndexFiles, threads: int = 0) -> litert_models.LiteRTFeatures:
+    """The index's extractor from its LiteRT file, its outputs checked against the index's dims.
+
+    Raises NoLiteRTModels when the bundle lists none, BundleError or FileNotFoundError when it is damaged or stale.
+    """
+    hint = litert_models.CONVERT_HINT.replace("BUNDLE", str(index.root))
+    if index.litert is None:
+        raise litert_models.NoLiteRTModels(f"{index.root}: the index's feature extractor has no LiteRT model; {hint}")
+    path = litert_path(index.root, index.litert, "index", index.discriminator)
+    dims = index.info.get("dims") or {}
+    model = litert_models.LiteRTModel(path, threads)
+    try:
+        return litert_models.LiteRTFeatures(model, index.info["extractor"]["name"],
+                                            {layer: int(dims[layer]) for layer in feats.LAYERS})
+    except BundleError as error:
+        raise BundleError([*error.problems[:-1], f"{error.problems[-1]}; {hint}"]) from None
 
 
 def index_layout(root: Path, info: dict, info_path: Path) -> tuple[dict[str, Path], int, dict[str, int]]:
@@ -420,12 +475,91 @@ def save_model(bundle_dir: str | os.PathLike, file_name: str, model: keras.Model
     return target
 
 
-def load_bundle(bundle_dir: str | os.PathLike, *, with_upscaler: bool = True, with_index: bool = True) -> Bundle:
-    """The whole bundle, checked: schema, paths, models against the manifest, and the index files."""
+def litert_path(root: Path, spec: LiteRTSpec, section: str, source: Path | None) -> Path:
+    """Where a section's LiteRT file lies (inside the bundle), refused when it was converted from another model."""
+    path = inside(root, spec.file, f"{section}.litert.file", root / MANIFEST)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; {litert_models.CONVERT_HINT.replace('BUNDLE', str(root))}")
+    if spec.source_sha256 and source is not None and source.is_file() and \
+            feats.file_sha256(source) != spec.source_sha256:
+        raise BundleError(f"{path} was converted from another {source.name} than the bundle holds now; "
+                          f"{litert_models.CONVERT_HINT.replace('BUNDLE', str(root))}")
+    return path
+
+
+def open_litert(root: Path, manifest: dict, spec: Manifest, with_upscaler: bool,
+                threads: int) -> litert_models.LiteRTModels:
+    """The bundle's LiteRT render models, their signatures checked against the manifest.
+
+    Raises FileNotFoundError when the bundle has no LiteRT conversion, BundleError when it is damaged or stale.
+    """
+    generator_spec = spec.generator
+    upscaler_spec = spec.upscaler if with_upscaler else None
+    missing = [name for name, section in (("generator", generator_spec), ("upscaler", upscaler_spec))
+               if section is not None and section.litert is None]
+    if missing:
+        raise litert_models.NoLiteRTModels(f"{root} has no LiteRT models ({' and '.join(missing)}); "
+                                f"{litert_models.CONVERT_HINT.replace('BUNDLE', str(root))}")
+    resolution, latent_dim = generator_spec.resolution, generator_spec.latent_dim
+    generator = litert_models.LiteRTModel(
+        litert_path(root, generator_spec.litert, "generator", model_path(root, "generator", manifest)), threads)
+    problems = litert_models.check_signatures(generator, "generator", {"latents": ((latent_dim,), np.float32)},
+                                              {"images": ((resolution, resolution, 3), np.float32)})
+    upscaler = None
+    if upscaler_spec is not None:
+        upscaler = litert_models.LiteRTModel(
+            litert_path(root, upscaler_spec.litert, "upscaler", model_path(root, "upscaler", manifest)), threads)
+        size = resolution * upscaler_spec.scale
+        problems += litert_models.check_signatures(upscaler, "upscaler",
+                                                   {"images": ((resolution, resolution, 3), np.float32)},
+                                                   {"frames": ((size, size, 3), np.uint8)})
+    if problems:
+        raise BundleError([*problems[:-1], f"{problems[-1]}; "
+                           f"{litert_models.CONVERT_HINT.replace('BUNDLE', str(root))}"])
+    models = litert_models.LiteRTModels(generator, upscaler)
+    if not models.batch_sizes or models.batch_sizes[0] != 1:
+        raise BundleError(f"{root}: the LiteRT generator and upscaler share no batch_1 signature; "
+                          f"{litert_models.CONVERT_HINT.replace('BUNDLE', str(root))}")
+    return models
+
+
+def choose_backend(backend: str, root: Path, manifest: dict, spec: Manifest, with_upscaler: bool,
+                   threads: int) -> litert_models.LiteRTModels | None:
+    """The LiteRT models when `backend` takes them, None for TensorFlow; one BundleError line when neither runs."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "tf":
+        return None
+    try:
+        return open_litert(root, manifest, spec, with_upscaler, threads)
+    except (BundleError, FileNotFoundError) as error:
+        reason = "; ".join(error.problems) if isinstance(error, BundleError) else str(error)
+        if backend == "litert":
+            raise BundleError(f"{reason} (or run with --backend tf)") from None
+        if not tensorflow_available():
+            raise BundleError(f"{reason}; TensorFlow, the other backend, is not installed ({TRAIN_INSTALL})") \
+                from None
+        report = log.info if isinstance(error, litert_models.NoLiteRTModels) else log.warning
+        report("%s: using the TensorFlow backend", reason)
+        return None
+
+
+def load_bundle(bundle_dir: str | os.PathLike, *, with_upscaler: bool = True, with_index: bool = True,
+                backend: str = "tf", threads: int = 0) -> Bundle:
+    """The whole bundle, checked: schema, paths, models against the manifest, and the index files.
+
+    backend: "tf" loads the Keras models; "litert" the LiteRT files (threads: 0 = one per core); "auto" LiteRT
+    when the bundle has it, else TensorFlow. The Bundle says which it got.
+    """
     root = bundle_folder(bundle_dir)
     manifest, spec = open_manifest(root)
     if spec.generator is None:
         raise BundleError(f"{spec.path} has no generator; run `python -m training export` first")
+    litert = choose_backend(backend, root, manifest, spec, with_upscaler, threads)
+    if litert is not None:
+        index = read_index(root, manifest) if with_index else None
+        return Bundle(path=Path(bundle_dir), manifest=manifest, generator=None, upscaler=None, spec=spec,
+                      index=index, backend="litert", litert=litert, threads=threads)
     generator_file = model_path(root, "generator", manifest)
     generator = load_model(generator_file)
     problems = check_generator(generator, spec.generator.resolution, spec.generator.latent_dim, generator_file,
@@ -440,4 +574,4 @@ def load_bundle(bundle_dir: str | os.PathLike, *, with_upscaler: bool = True, wi
         raise BundleError(problems)
     index = read_index(root, manifest) if with_index else None
     return Bundle(path=Path(bundle_dir), manifest=manifest, generator=generator, upscaler=upscaler, spec=spec,
-                  index=index)
+                  index=index, backend="tf", threads=threads)

@@ -16,7 +16,9 @@ from typing import Any
 FORMAT = "masquerade-bundle"
 FORMAT_VERSION = 1
 SECTIONS = ("generator", "upscaler", "index", "dataset", "quality")
-MODEL_SUFFIX = ".keras"  # the only model format a bundle holds (a zip Keras reads in safe mode)
+MODEL_SUFFIX = ".keras"  # the Keras model format a bundle holds (a zip Keras reads in safe mode)
+LITERT_SUFFIX = ".tflite"  # the same models for the runtime, converted for LiteRT (flatbuffers, no code)
+BATCH_SIZE_RANGE = (1, 256)
 RESOLUTION_RANGE = (4, 4096)
 LATENT_DIM_RANGE = (1, 65536)
 SCALE_RANGE = (1, 16)
@@ -37,12 +39,23 @@ def error_lines(error: BaseException) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class LiteRTSpec:
+    """A model's LiteRT conversion: the .tflite file, its fixed batch sizes, and the sha256 of the Keras file (or
+    the extractor's weights) it was converted from, so a conversion left behind by a re-export is noticed."""
+
+    file: str
+    batch_sizes: tuple[int, ...]
+    source_sha256: str | None = None
+
+
+@dataclass(frozen=True)
 class GeneratorSpec:
     file: str
     resolution: int
     latent_dim: int
     architecture: str | None = None
     steps: int | None = None
+    litert: LiteRTSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class UpscalerSpec:
     architecture: str | None = None
     input_size: int | None = None
     output_size: int | None = None
+    litert: LiteRTSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,7 @@ class IndexSpec:
     extractor: str | None = None
     count: int | None = None
     dims: Mapping[str, int] | None = None
+    litert: LiteRTSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -144,14 +159,38 @@ def check_relative_path(value: str, field: str, path: Path, problems: list[str],
     return value
 
 
+def parse_litert(fields: Fields, problems: list[str]) -> tuple[bool, LiteRTSpec | None]:
+    """A section's optional "litert" object -> (valid, spec); a section without one is valid with None."""
+    if "litert" not in fields.source:
+        return True, None
+    litert = Fields(fields.source["litert"], fields.field("litert"), fields.path, problems)
+    before = len(problems)
+    file = litert.relative_path("file", LITERT_SUFFIX)
+    sizes = litert.source.get("batch_sizes")
+    batch_sizes = None
+    if not isinstance(sizes, list) or not sizes or any(isinstance(size, bool) or not isinstance(size, int) or
+                                                       not BATCH_SIZE_RANGE[0] <= size <= BATCH_SIZE_RANGE[1]
+                                                       for size in sizes):
+        if litert.valid:
+            litert.problem(litert.field("batch_sizes"), f"must be a non-empty list of whole numbers in "
+                           f"{BATCH_SIZE_RANGE[0]}..{BATCH_SIZE_RANGE[1]}, not {describe(sizes)}")
+    else:
+        batch_sizes = tuple(sorted(set(sizes)))
+    source = litert.text("source_sha256")
+    if len(problems) > before or file is None or batch_sizes is None:
+        return False, None
+    return True, LiteRTSpec(file, batch_sizes, source)
+
+
 def parse_generator(source: Any, path: Path, problems: list[str]) -> GeneratorSpec | None:
     fields = Fields(source, "generator", path, problems)
     values = (fields.relative_path("file", MODEL_SUFFIX), fields.integer("resolution", RESOLUTION_RANGE),
               fields.integer("latent_dim", LATENT_DIM_RANGE))
     architecture, steps = fields.text("architecture"), fields.integer("steps", (0, 1 << 62), required=False)
-    if not fields.valid or None in values:
+    litert_valid, litert = parse_litert(fields, problems)
+    if not fields.valid or None in values or not litert_valid:
         return None
-    return GeneratorSpec(*values, architecture=architecture, steps=steps)
+    return GeneratorSpec(*values, architecture=architecture, steps=steps, litert=litert)
 
 
 def parse_upscaler(source: Any, path: Path, problems: list[str]) -> UpscalerSpec | None:
@@ -160,12 +199,13 @@ def parse_upscaler(source: Any, path: Path, problems: list[str]) -> UpscalerSpec
     architecture = fields.text("architecture")
     input_size = fields.integer("input_size", RESOLUTION_RANGE, required=False)
     output_size = fields.integer("output_size", (1, RESOLUTION_RANGE[1] * SCALE_RANGE[1]), required=False)
-    if not fields.valid or file is None or scale is None:
+    litert_valid, litert = parse_litert(fields, problems)
+    if not fields.valid or file is None or scale is None or not litert_valid:
         return None
     if input_size is not None and output_size is not None and output_size != input_size * scale:
         fields.problem("upscaler.output_size", f"= {output_size} is not input_size {input_size} x scale {scale}")
         return None
-    return UpscalerSpec(file, scale, architecture, input_size, output_size)
+    return UpscalerSpec(file, scale, architecture, input_size, output_size, litert)
 
 
 def parse_index(source: Any, path: Path, problems: list[str], default_path: str) -> IndexSpec | None:
@@ -178,9 +218,11 @@ def parse_index(source: Any, path: Path, problems: list[str], default_path: str)
     if "dims" in fields.source:
         dims_fields = Fields(fields.source["dims"], "index.dims", path, problems)
         dims = {key: dims_fields.integer(key, FEATURE_DIM_RANGE) for key in dims_fields.source}
-    if not (fields.valid and extractor.valid) or folder is None or (dims is not None and None in dims.values()):
+    litert_valid, litert = parse_litert(fields, problems)
+    if not (fields.valid and extractor.valid and litert_valid) or folder is None or \
+            (dims is not None and None in dims.values()):
         return None
-    return IndexSpec(folder, name, count, MappingProxyType(dims) if dims is not None else None)
+    return IndexSpec(folder, name, count, MappingProxyType(dims) if dims is not None else None, litert)
 
 
 def parse_manifest(raw: Any, path: Path, default_index_path: str = "index") -> Manifest:

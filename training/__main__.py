@@ -1,4 +1,5 @@
-"""`python -m training COMMAND`: synthetic, ingest, dcgan, export, srgan, eval-sr, export-sr, index, quality."""
+"""`python -m training COMMAND`: synthetic, ingest, dcgan, export, srgan, eval-sr, export-sr, index, quality,
+convert-litert."""
 
 from __future__ import annotations
 
@@ -166,6 +167,24 @@ def add_index_command(commands) -> None:
     index.set_defaults(handler=run_index)
 
 
+def run_convert_litert(args) -> int:
+    from training.litert import convert_bundle
+
+    manifest = convert_bundle(args.model, args.vgg_weights)
+    converted = [f"{section}: {manifest[section]['litert']['file']}" for section in ("generator", "upscaler", "index")
+                 if "litert" in manifest.get(section, {})]
+    print(f"converted {args.model} for LiteRT ({', '.join(converted)})")
+    return 0
+
+
+def add_convert_command(commands) -> None:
+    convert = commands.add_parser("convert-litert", help="write LiteRT (.tflite) files of a bundle's models for the "
+                                  "runtime, without retraining")
+    convert.add_argument("--model", required=True, help="model bundle folder")
+    convert.add_argument("--vgg-weights", help="VGG16 no-top .h5, for an index built with --extractor vgg16")
+    convert.set_defaults(handler=run_convert_litert)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from training.dcgan import DCGANConfig
 
@@ -197,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sr_commands(commands)
     add_index_command(commands)
+    add_convert_command(commands)
     from training.quality_cli import add_quality_command
 
     add_quality_command(commands)
@@ -212,6 +232,12 @@ def main(argv: list[str] | None = None) -> int:
         from training import synthetic
 
         return synthetic.main(argv[1:])
+    from models.bundle import TRAIN_INSTALL, tensorflow_available
+
+    if not tensorflow_available():
+        print(f"error: the studio commands need TensorFlow, which the runtime install leaves out: {TRAIN_INSTALL}",
+              file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     from training.runs import TrainingInterrupted

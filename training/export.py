@@ -1,4 +1,4 @@
-"""Export trained networks from a run folder into a model bundle."""
+"""Export trained networks from a run folder into a model bundle: each as a Keras model and its LiteRT conversion."""
 
 from __future__ import annotations
 
@@ -54,8 +54,10 @@ def dataset_section(data_dir: str) -> dict:
 
 
 def export_generator(run_dir: str | Path, bundle_dir: str | Path) -> dict:
+    from training import litert
+
     generator, config, step = restore_generator(run_dir)
-    bundle.save_model(bundle_dir, "generator.keras", generator)
+    saved = bundle.save_model(bundle_dir, "generator.keras", generator)
     info = {
         "file": "generator.keras",
         "architecture": "dcgan",
@@ -66,6 +68,7 @@ def export_generator(run_dir: str | Path, bundle_dir: str | Path) -> dict:
         "width_multiplier": config["width_multiplier"],
         "steps": step,
         "training_config": config,
+        "litert": litert.convert_generator(bundle_dir, generator, saved),
     }
     bundle.update_manifest(bundle_dir, "generator", info)
     try:
@@ -95,6 +98,7 @@ def export_upscaler(run_dir: str | Path, bundle_dir: str | Path, data_dir: str |
     input_size is the bundle generator's resolution when the bundle has a generator (that is what the upscaler
     will see), else the run's LR crop size.
     """
+    from training import litert
     from training.evaluate import evaluate_upscaler
 
     upscaler, config, step = restore_upscaler(run_dir)
@@ -115,7 +119,7 @@ def export_upscaler(run_dir: str | Path, bundle_dir: str | Path, data_dir: str |
             raise
         log.warning("dataset %s is not reachable; the upscaler is exported without metrics", data_dir)
         metrics = {}
-    bundle.save_model(bundle_dir, "upscaler.keras", upscaler)
+    saved = bundle.save_model(bundle_dir, "upscaler.keras", upscaler)
     info = {
         "file": "upscaler.keras",
         "architecture": config["architecture"],
@@ -125,6 +129,7 @@ def export_upscaler(run_dir: str | Path, bundle_dir: str | Path, data_dir: str |
         "steps": step,
         "training_config": config,
         "metrics": metrics,
+        "litert": litert.convert_upscaler(bundle_dir, upscaler, input_size, saved),
     }
     manifest = bundle.update_manifest(bundle_dir, "upscaler", info)
     if "dataset" not in manifest:

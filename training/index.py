@@ -304,10 +304,21 @@ def build_index(config: IndexConfig, progress: bool = True) -> dict:
 
     if trained_on != fingerprint:
         bundle.update_manifest(bundle_dir, "dataset", export.dataset_section(config.data))
-    bundle.update_manifest(bundle_dir, "index", info)
+    bundle.update_manifest(bundle_dir, "index", {**info, **convert_extractor(bundle_dir, extractor)})
     log.info("indexed %d images (%d computed, %d reused) with the %s extractor into %s", count, len(to_compute),
              len(reused_rows), extractor.name, index_dir)
     return {**info, "computed": len(to_compute), "reused": len(reused_rows)}
+
+
+def convert_extractor(bundle_dir: Path, extractor: feats.FeatureExtractor) -> dict:
+    """{"litert": ...} for the manifest's index section: the extractor converted for the runtime, when its
+    weights are a file (the bundle's discriminator, or a VGG16 weights file); {} for untrained test weights."""
+    from training import litert
+
+    source = bundle_dir / feats.DISCRIMINATOR_FILE if extractor.name == "discriminator" else extractor.weights_path
+    if source is None:
+        return {}
+    return {"litert": litert.convert_extractor(bundle_dir, extractor, source)}
 
 
 def _percentile(layer_calibration: dict, percent: int) -> float | None:
