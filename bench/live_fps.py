@@ -1,10 +1,12 @@
-"""Sustained frame rate of the whole live pipeline vs a naive `model.predict`-per-frame loop.
+"""Sustained frame rate of the whole live pipeline on each backend vs a naive `model.predict`-per-frame loop.
 
 Pipeline: walk -> generator -> real-time upscaler -> screen surface (SDL dummy video driver), the real
-`installation.app.Piece` loop with its render worker. The naive loop calls `predict` on the generator
-and then the upscaler for every frame and blits the result, as simple live GAN scripts do. Both run in
-this process on the same untrained networks of the sizes the default bundle uses (speed does not depend
-on the weights).
+`installation.app.Piece` loop with its render worker, once on LiteRT (the bundle's .tflite files, XNNPACK) and
+once on TensorFlow (`tf.function` graphs of the Keras models). The naive loop calls `predict` on the generator
+and then the upscaler for every frame and blits the result, as simple live GAN scripts do. All run in this
+process on the same untrained networks of the sizes the default bundle uses (speed does not depend on the
+weights). Render ms/frame is measured with both backends called in turn, round by round, so machine noise hits
+both alike: at batch 1 (a steered frame) and batch 3 (the live loop's render-ahead batch).
 
     python bench/live_fps.py [--seconds 10]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -29,8 +32,10 @@ from installation.app import Piece, walk_config  # noqa: E402
 from installation.config import RuntimeConfig  # noqa: E402
 from installation.display import Display  # noqa: E402
 from installation.latent import Walker  # noqa: E402
+from installation.render import Renderer  # noqa: E402
 from models import bundle as bundles  # noqa: E402
 from models import dcgan, srgan  # noqa: E402
+from training.litert import convert_bundle  # noqa: E402
 
 CASES = {256: (64, 0.25), 512: (128, 0.125)}  # output size -> (generator resolution, width multiplier)
 
@@ -43,12 +48,32 @@ def make_bundle(path: Path, resolution: int, width: float) -> Path:
     bundles.save_model(path, "upscaler.keras", srgan.realtime_upscaler())
     bundles.update_manifest(path, "upscaler", {"file": "upscaler.keras", "architecture": "realtime", "scale": 4,
                                                "input_size": resolution, "output_size": resolution * 4})
+    convert_bundle(path)
     return path
 
 
-def run_pipeline(bundle_dir: Path, size: int, seconds: float) -> dict:
+def render_ms(bundle_dir: Path, rounds: int = 30) -> dict:
+    """Median ms per frame of each backend's Renderer, at batch 1 and 3, called in turn each round."""
+    renderers = {backend: Renderer(bundles.load_bundle(bundle_dir, backend=backend, with_index=False))
+                 for backend in ("litert", "tf")}
+    rng = np.random.default_rng(0)
+    samples = {}
+    for batch in (1, 3):
+        latents = rng.standard_normal((batch, 100)).astype(np.float32)
+        for renderer in renderers.values():
+            for _ in range(3):
+                renderer.render(latents)
+        for _ in range(rounds):
+            for backend, renderer in renderers.items():
+                began = time.perf_counter()
+                renderer.render(latents)
+                samples.setdefault((backend, batch), []).append((time.perf_counter() - began) / batch)
+    return {key: 1000 * statistics.median(values) for key, values in samples.items()}
+
+
+def run_pipeline(bundle_dir: Path, size: int, seconds: float, backend: str) -> dict:
     config = RuntimeConfig(model=str(bundle_dir), windowed=True, width=size, height=size, fps=60.0,
-                           frames=0, stats_every=3600.0)
+                           frames=0, stats_every=3600.0, backend=backend)
     piece = Piece(config, display=Display(windowed=True, size=(size, size)))
     piece.renderer.warm_up()
     began = time.monotonic()
@@ -74,7 +99,7 @@ def piece_latency(piece: Piece) -> float:
 def run_naive(bundle_dir: Path, size: int, seconds: float) -> dict:
     import pygame
 
-    loaded = bundles.load_bundle(bundle_dir)
+    loaded = bundles.load_bundle(bundle_dir, backend="tf")
     display = Display(windowed=True, size=(size, size))
     walker = Walker(walk_config(RuntimeConfig(model=str(bundle_dir)), loaded.latent_dim))
     frames, began = 0, time.monotonic()
@@ -97,14 +122,21 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for size, (resolution, width) in CASES.items():
             bundle_dir = make_bundle(Path(scratch) / f"b{size}", resolution, width)
-            ours = run_pipeline(bundle_dir, size, args.seconds)
+            latency = render_ms(bundle_dir)
+            runs = {backend: run_pipeline(bundle_dir, size, args.seconds, backend) for backend in ("litert", "tf")}
             naive = run_naive(bundle_dir, size, args.seconds)
             target = 30 if size == 256 else 20
-            print(f"{size}x{size} ({resolution} px generator x4):")
-            print(f"  masquerade : {ours['new_frames_per_s']:6.1f} new frames/s, {ours['displayed_fps']:6.1f} "
-                  f"displayed/s, render {ours['render_ms']:.1f} ms/frame (target >= {target} fps)")
-            print(f"  naive      : {naive['displayed_fps']:6.1f} frames/s (model.predict per frame)")
-            print(f"  ratio      : {ours['new_frames_per_s'] / naive['displayed_fps']:6.2f}x (target >= 3x)")
+            print(f"{size}x{size} ({resolution} px generator x4), load average {os.getloadavg()[0]:.1f}:")
+            for backend, label in (("litert", "LiteRT"), ("tf", "tf.function")):
+                ours = runs[backend]
+                print(f"  {label:<12}: {ours['new_frames_per_s']:6.1f} new frames/s, {ours['displayed_fps']:6.1f} "
+                      f"displayed/s, render {latency[(backend, 1)]:.2f} ms/frame at batch 1, "
+                      f"{latency[(backend, 3)]:.2f} at batch 3 (target >= {target} fps)")
+            print(f"  LiteRT/tf   : {latency[('tf', 1)] / latency[('litert', 1)]:6.2f}x faster per frame at batch 1, "
+                  f"{latency[('tf', 3)] / latency[('litert', 3)]:.2f}x at batch 3 (target >= 1.5x)")
+            print(f"  naive       : {naive['displayed_fps']:6.1f} frames/s (model.predict per frame)")
+            print(f"  ratio       : {runs['litert']['new_frames_per_s'] / naive['displayed_fps']:6.2f}x LiteRT, "
+                  f"{runs['tf']['new_frames_per_s'] / naive['displayed_fps']:.2f}x tf.function (target >= 3x)")
     return 0
 
 

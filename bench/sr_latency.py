@@ -6,6 +6,9 @@ machine noise hits both alike:
   eager        model(x, training=False)
   tf.function  models.srgan.inference_function(model): tf.function(jit_compile=False) with a fully dynamic
                input signature, so one trace serves every size (what reduce_retracing would converge to)
+  LiteRT       (the real-time upscaler, which the runtime runs) the model converted as export converts it
+               (training.litert: fixed-shape signatures, rounding to uint8 inside) and run by LiteRT with
+               XNNPACK, one thread per core, as the piece runs it
 (model.predict is left out: it builds a dataset per call and is far slower for single frames.)
 The baseline is cv2.resize(frame, INTER_CUBIC) on the same frames as uint8, one frame at a time.
 
@@ -22,6 +25,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +37,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from models import srgan  # noqa: E402
+from models import litert, srgan  # noqa: E402
+from training.litert import convert_upscaler  # noqa: E402
 
 SIZES = (64, 128)
 BATCHES = (1, 4)
@@ -95,25 +100,35 @@ def bicubic(frames: np.ndarray) -> list[np.ndarray]:
     ]
 
 
-def benchmark(name: str, model: keras.Model, runs: int, warmup: int, budget_s: float) -> list[dict]:
+def litert_model(model: keras.Model, size: int) -> litert.LiteRTModel:
+    """The upscaler converted as export converts it, for size x size inputs at each batch of BATCHES."""
+    scratch = Path(tempfile.mkdtemp(prefix="sr-latency-"))
+    source = scratch / "upscaler.keras"
+    model.save(source)
+    convert_upscaler(scratch, model, size, source, batch_sizes=BATCHES)
+    return litert.LiteRTModel(scratch / "upscaler.tflite")  # the folder is left to the system's temp clean-up
+
+
+def benchmark(name: str, model: keras.Model, runs: int, warmup: int, budget_s: float,
+              with_litert: bool = False) -> list[dict]:
     compiled = srgan.inference_function(model)
     rows = []
     rng = np.random.default_rng(0)
     for size in SIZES:
         gflop_per_frame = conv_flops(model, size, size) / 1e9
+        lite = litert_model(model, size) if with_litert else None
         for batch in BATCHES:
             frames = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
             x = tf.constant(frames.astype("float32") / 127.5 - 1.0)
-            seconds = time_interleaved(
-                {
-                    "eager": lambda x=x: model(x, training=False).numpy(),
-                    "tf.function": lambda x=x: compiled(x).numpy(),
-                    "bicubic": lambda frames=frames: bicubic(frames),
-                },
-                runs,
-                warmup,
-                budget_s,
-            )
+            calls = {
+                "eager": lambda x=x: model(x, training=False).numpy(),
+                "tf.function": lambda x=x: compiled(x).numpy(),
+                "bicubic": lambda frames=frames: bicubic(frames),
+            }
+            if lite is not None:
+                pixels = x.numpy()
+                calls["litert"] = lambda pixels=pixels, lite=lite: lite.run(images=pixels)["frames"]
+            seconds = time_interleaved(calls, runs, warmup, budget_s)
             rows.append(
                 {
                     "model": name,
@@ -144,8 +159,16 @@ def print_table(rows: list[dict], peak: float) -> None:
             f"{row['bicubic_ms']:>13.3f} {best_ms / row['bicubic_ms']:>9.1f}"
         )
     print(
-        "GFLOP/s, % peak and x bicubic use the faster call mode; x bicubic = model ms/frame / cv2 bicubic ms/frame."
+        "GFLOP/s, % peak and x bicubic use the faster TensorFlow call mode; x bicubic = model ms/frame / cv2 bicubic "
+        "ms/frame."
     )
+    print(f"\n{'LiteRT vs tf.function':<24} {'in->out':>9} {'batch':>5} {'tf.fn ms/fr':>11} {'LiteRT ms/fr':>12} "
+          f"{'speed-up':>8}")
+    for row in rows:
+        if "litert_ms" in row:
+            print(f"{row['model']:<24} {row['size']:>4}->{row['size'] * SCALE:<4} {row['batch']:>5} "
+                  f"{row['tf.function_ms']:>11.2f} {row['litert_ms']:>12.2f} "
+                  f"{row['tf.function_ms'] / row['litert_ms']:>7.2f}x (target >= 1.5x)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     peak_before = matmul_peak_gflops(5 if args.quick else 10)
     realtime = srgan.realtime_upscaler(scale=SCALE)
-    rows = benchmark("realtime", realtime, runs, warmup, budget_s=30.0)
+    rows = benchmark("realtime", realtime, runs, warmup, budget_s=30.0, with_litert=True)
     heavy = srgan.srresnet(scale=SCALE)
     rows += benchmark("srresnet", heavy, heavy_runs, heavy_warmup, budget_s=heavy_budget)
     peak = max(peak_before, matmul_peak_gflops(5 if args.quick else 10))

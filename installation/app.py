@@ -215,6 +215,8 @@ class Piece:
                     if self.display is not None:
                         self.display.show(self.shown, self.overlay(controls, stats, worker), self.draw_extras)
                     self.frames_shown += 1
+                    if not self.first_frame_at:
+                        log.info("first frame on screen (%s backend)", self.bundle.backend)
                     self.first_frame_at = self.first_frame_at or now
                     self.last_frame_at = now
                     stats.frame(worker)
