@@ -84,15 +84,27 @@ def convert_generator(bundle_dir: str | Path, generator: keras.Model, source: Pa
     return record(GENERATOR_FILE, batch_sizes, source)
 
 
+def without_final_clip(model: keras.Model) -> keras.Model:
+    """The model minus a last ClipToRange(-1, 1): to_uint8 clips to 0..255 anyway, so the same frames come out
+    with two passes fewer over every full-size frame (its straight-through form is a subtraction and an addition)."""
+    from models.srgan import ClipToRange
+
+    last = model.layers[-1]
+    if isinstance(last, ClipToRange) and (last.minimum, last.maximum) == (-1.0, 1.0) and len(model.outputs) == 1:
+        return keras.Model(model.inputs, last.input, name=f"{model.name}_unclipped")
+    return model
+
+
 def convert_upscaler(bundle_dir: str | Path, upscaler: keras.Model, input_size: int, source: Path,
                      batch_sizes: Sequence[int] = litert_models.RENDER_BATCH_SIZES) -> dict:
     """upscaler.tflite: generator images in [-1, 1] -> uint8 frames, rounded inside the graph."""
+    unclipped = without_final_clip(upscaler)
 
     def body(images):
-        return {"frames": to_uint8(upscaler(images, training=False))}
+        return {"frames": to_uint8(unclipped(images, training=False))}
 
     write_atomic(Path(bundle_dir) / UPSCALER_FILE,
-                 convert(upscaler, body, "images", (input_size, input_size, 3), batch_sizes))
+                 convert(unclipped, body, "images", (input_size, input_size, 3), batch_sizes))
     return record(UPSCALER_FILE, batch_sizes, source)
 
 
