@@ -387,7 +387,7 @@ def open_index_features(index: IndexFiles, threads: int = 0) -> litert_models.Li
 
     Raises NoLiteRTModels when the bundle lists none, BundleError or FileNotFoundError when it is damaged or stale.
     """
-    hint = litert_models.CONVERT_HINT.replace("BUNDLE", str(index.root))
+    hint = litert_models.convert_hint(index.root)
     if index.litert is None:
         raise litert_models.NoLiteRTModels(f"{index.root}: the index's feature extractor has no LiteRT model; {hint}")
     path = litert_path(index.root, index.litert, "index", index.discriminator)
@@ -479,11 +479,11 @@ def litert_path(root: Path, spec: LiteRTSpec, section: str, source: Path | None)
     """Where a section's LiteRT file lies (inside the bundle), refused when it was converted from another model."""
     path = inside(root, spec.file, f"{section}.litert.file", root / MANIFEST)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; {litert_models.CONVERT_HINT.replace('BUNDLE', str(root))}")
+        raise FileNotFoundError(f"{path} is missing; {litert_models.convert_hint(root)}")
     if spec.source_sha256 and source is not None and source.is_file() and \
             feats.file_sha256(source) != spec.source_sha256:
         raise BundleError(f"{path} was converted from another {source.name} than the bundle holds now; "
-                          f"{litert_models.CONVERT_HINT.replace('BUNDLE', str(root))}")
+                          f"{litert_models.convert_hint(root)}")
     return path
 
 
@@ -499,7 +499,7 @@ def open_litert(root: Path, manifest: dict, spec: Manifest, with_upscaler: bool,
                if section is not None and section.litert is None]
     if missing:
         raise litert_models.NoLiteRTModels(f"{root} has no LiteRT models ({' and '.join(missing)}); "
-                                f"{litert_models.CONVERT_HINT.replace('BUNDLE', str(root))}")
+                                f"{litert_models.convert_hint(root)}")
     resolution, latent_dim = generator_spec.resolution, generator_spec.latent_dim
     generator = litert_models.LiteRTModel(
         litert_path(root, generator_spec.litert, "generator", model_path(root, "generator", manifest)), threads)
@@ -515,11 +515,11 @@ def open_litert(root: Path, manifest: dict, spec: Manifest, with_upscaler: bool,
                                                    {"frames": ((size, size, 3), np.uint8)})
     if problems:
         raise BundleError([*problems[:-1], f"{problems[-1]}; "
-                           f"{litert_models.CONVERT_HINT.replace('BUNDLE', str(root))}"])
+                           f"{litert_models.convert_hint(root)}"])
     models = litert_models.LiteRTModels(generator, upscaler)
     if not models.batch_sizes or models.batch_sizes[0] != 1:
         raise BundleError(f"{root}: the LiteRT generator and upscaler share no batch_1 signature; "
-                          f"{litert_models.CONVERT_HINT.replace('BUNDLE', str(root))}")
+                          f"{litert_models.convert_hint(root)}")
     return models
 
 

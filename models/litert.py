@@ -34,6 +34,10 @@ class NoLiteRTModels(FileNotFoundError):
     """The bundle holds no LiteRT conversion (made before there was one): the TensorFlow backend is expected."""
 
 
+def convert_hint(bundle_dir) -> str:
+    return CONVERT_HINT.replace("BUNDLE", str(bundle_dir))
+
+
 def signature_key(batch: int) -> str:
     return f"{SIGNATURE_PREFIX}{batch}"
 
