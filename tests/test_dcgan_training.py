@@ -87,6 +87,7 @@ def test_export_reloads_in_a_fresh_process_and_is_deterministic(tiny_dataset, tm
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["generator"]["resolution"] == 64 and manifest["generator"]["steps"] == 2
     assert manifest["dataset"]["count"] == 48
+    assert manifest["generator"]["litert"]["file"] == "generator.tflite" and (bundle / "generator.tflite").is_file()
     probe = (
         "import numpy as np; from models.bundle import load_bundle\n"
         f"b = load_bundle({str(bundle)!r})\n"

@@ -117,6 +117,19 @@ def test_every_dataset_image_retrieves_itself_first(indexed, captioner):
         assert (np.diff(similarities, axis=1) <= 0).all()
 
 
+def test_the_index_writes_a_litert_extractor_that_finds_the_same_images(indexed):
+    from models.litert import LiteRTFeatures
+
+    assert bundle.read_manifest(indexed["bundle"])["index"]["litert"]["file"] == "features.tflite"
+    on_litert = open_captioner(indexed["bundle"], backend="litert")
+    assert isinstance(on_litert.extractor, LiteRTFeatures)
+    vectors = on_litert.extractor.extract(indexed["images"])
+    for layer in ("early", "late"):
+        rows, similarities = on_litert.index.top_k(vectors[layer], layer, 1)
+        assert (on_litert.index.ids[rows[:, 0]] == indexed["ids"]).all(), layer
+        assert similarities[:, 0].min() > 0.999, layer
+
+
 def augmentations(images: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     size = images.shape[1]

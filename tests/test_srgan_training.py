@@ -135,6 +135,7 @@ def test_export_reloads_in_a_fresh_process_with_identical_outputs(trained_run, t
     upscaler = manifest["upscaler"]
     assert (upscaler["architecture"], upscaler["scale"], upscaler["steps"]) == ("realtime", 4, 2)
     assert (upscaler["input_size"], upscaler["output_size"]) == (16, 64)
+    assert upscaler["litert"]["file"] == "upscaler.tflite" and (bundle / "upscaler.tflite").is_file()
     assert upscaler["training_config"]["hr_size"] == 64 and manifest["dataset"]["count"] == 48
     scores = upscaler["metrics"]
     assert scores["count"] == 8 and scores["held_out"] and (scores["first_id"], scores["last_id"]) == (40, 47)
