@@ -109,23 +109,24 @@ class LiteRTModel:
             return runner(**inputs)
 
 
+def describe_tensors(tensors: dict) -> str:
+    return ", ".join(f"{name} {dtype} {shape}" for name, (shape, dtype) in sorted(tensors.items())) or "none"
+
+
 def check_signatures(model: LiteRTModel, role: str, inputs: dict, outputs: dict) -> list[str]:
     """Every signature's input and output shapes and dtypes against what the manifest says the model does.
 
-    `inputs`/`outputs` map a tensor name to (shape without the batch dimension, dtype).
+    `inputs`/`outputs` map a tensor name to (shape without the batch dimension, dtype); the first mismatch is
+    reported.
     """
-    problems = []
     for batch in model.batch_sizes:
-        for kind, expected, actual in (("input", inputs, model.inputs(batch)), ("output", outputs,
-                                                                                 model.outputs(batch))):
+        for kind, expected, actual in (("input", inputs, model.inputs(batch)),
+                                       ("output", outputs, model.outputs(batch))):
             wanted = {name: ((batch, *shape), np.dtype(dtype)) for name, (shape, dtype) in expected.items()}
             if actual != wanted:
-                described = ", ".join(f"{name} {dtype} {shape}" for name, (shape, dtype) in sorted(actual.items()))
-                problems.append(f"{model.path}: the {role}'s batch_{batch} {kind}s are {described or 'none'}, "
-                                f"but the manifest describes " + ", ".join(
-                                    f"{name} {dtype} {shape}" for name, (shape, dtype) in sorted(wanted.items())))
-                return problems
-    return problems
+                return [f"{model.path}: the {role}'s batch_{batch} {kind}s are {describe_tensors(actual)}, but the "
+                        f"manifest describes {describe_tensors(wanted)}"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -192,12 +193,11 @@ class LiteRTFeatures:
     layers = ("early", "late")
 
     def __init__(self, model: LiteRTModel, name: str, dims: dict[str, int]):
-        batch = model.batch_sizes[0]
-        shape = model.inputs(batch).get("pixels", ((),))[0]
+        shape = model.inputs(model.batch_sizes[0]).get("pixels", ((),))[0]
+        if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
+            raise BundleError(f"{model.path}: the feature extractor takes {shape}, not square RGB pixels")
         problems = check_signatures(model, "feature extractor", {"pixels": (shape[1:], np.float32)},
-                                    {layer: ((dims[layer],), np.float32) for layer in self.layers}) \
-            if len(shape) == 4 and shape[1] == shape[2] and shape[3] == 3 else \
-            [f"{model.path}: the feature extractor takes {shape}, not square RGB pixels"]
+                                    {layer: ((dims[layer],), np.float32) for layer in self.layers})
         if problems:
             raise BundleError(problems)
         self.model, self.name, self.dims = model, name, dict(dims)

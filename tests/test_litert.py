@@ -170,6 +170,8 @@ def damaged_copy(source: Path, destination: Path, damage: str) -> Path:
     elif damage == "stale":
         generator = load_bundle(destination, with_upscaler=False, with_index=False).generator
         bundles.save_model(destination, "generator.keras", vivid(generator, seed=9))
+    elif damage == "swapped":
+        shutil.copy(destination / "upscaler.tflite", destination / "generator.tflite")
     elif damage == "outside":
         manifest = json.loads((destination / "manifest.json").read_text())
         manifest["generator"]["litert"]["file"] = "../elsewhere.tflite"
@@ -179,7 +181,9 @@ def damaged_copy(source: Path, destination: Path, damage: str) -> Path:
 
 @pytest.mark.parametrize("damage, named", [("corrupt", "generator.tflite is corrupt or not a LiteRT model"),
                                            ("missing", "upscaler.tflite is missing"),
-                                           ("stale", "generator.tflite was converted from another generator.keras")])
+                                           ("stale", "generator.tflite was converted from another generator.keras"),
+                                           ("swapped", "the generator's batch_1 inputs are images float32 (1, 64, 64, "
+                                                       "3), but the manifest describes latents float32 (1, 100)")])
 def test_a_damaged_litert_bundle_falls_back_to_tensorflow(fresh_bundle, tmp_path, caplog, damage, named):
     damaged = damaged_copy(fresh_bundle, tmp_path / damage, damage)
     with caplog.at_level(logging.WARNING, logger="models.bundle"):
