@@ -426,6 +426,9 @@ def test_conversion_helpers():
         ({"dedupe_threshold": -2}, r"dedupe_threshold must be an integer in -1\.\.64"),
         ({"dedupe_threshold": 65}, r"dedupe_threshold must be an integer in -1\.\.64"),
         ({"num_shards": 0}, r"num_shards must be an integer in 1\.\.10000"),
+        ({"dedupe_pixel_rms": -0.1}, r"dedupe_pixel_rms must be a number in 0\.0\.\.1\.0, got -0\.1"),
+        ({"dedupe_pixel_rms": "low"}, r"dedupe_pixel_rms must be a number"),
+        ({"max_megapixels": 0}, r"max_megapixels must be an integer in 1\.\.1000, got 0"),
         ({"metadata": "meta.xlsx"}, r"metadata must name a \.csv or \.json file"),
     ],
 )

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,10 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from training import synthetic
+from training import sources, synthetic
 from training.curation import fine_distance, fine_thumbnail, hamming_distance, perceptual_hash
 from training.data import load_images, load_manifest
 from training.ingest import IngestConfig, ingest
+from training.metadata import read_metadata
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 BIG_SIDE = 9400
@@ -133,6 +135,29 @@ def test_cli_survives_a_hostile_folder(tmp_path, big_black_png):
     assert len(load_images(out)[0]) == 7
     summary = result.stdout.strip().splitlines()[-1]
     assert "Kept 7 of 16 files" in summary and "not UTF-8" in summary
+
+
+def test_a_name_that_becomes_a_fifo_is_refused_without_blocking(tmp_path):
+    """Listing and opening are two moments: what was a file may be a FIFO when opened, and must not hang."""
+    fifo = tmp_path / "metadata.csv"
+    os.mkfifo(fifo)
+    outcomes = []
+
+    def read_both():
+        for read in (lambda: sources.read_regular_file(str(fifo), 1024), lambda: read_metadata(str(fifo))):
+            try:
+                read()
+            except (OSError, ValueError) as error:
+                outcomes.append(str(error))
+
+    reader = threading.Thread(target=read_both, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "reading a FIFO blocked"
+    assert outcomes == [
+        "a FIFO (named pipe), not a file",
+        f"metadata file {fifo} cannot be read: a FIFO (named pipe), not a file; fix or remove it",
+    ]
 
 
 def vm_peak_since_reset() -> int:

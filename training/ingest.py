@@ -70,6 +70,8 @@ SUPPORTED_FORMATS_TEXT = "JPEG, PNG, WebP, BMP, TIFF or GIF"
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif"}
 )
+# Formats Pillow names apart that share extensions.
+_FORMAT_FAMILIES = ({"JPEG", "MPO"}, {"BMP", "DIB"})
 # Formats whose several frames are an animation (a multi-page TIFF or an MPO's second picture is not).
 _ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
 
@@ -411,10 +413,10 @@ class _Decoded:
 
 
 def _named(extension: str, image_format: str) -> str:
-    """' (named .jpg)' when a known image extension belongs to another format than the content's."""
+    """' named .jpg' when an image extension belongs to another format than the content's, else ''."""
     registered = Image.registered_extensions().get(extension)
-    same = {image_format, "MPO" if image_format == "JPEG" else image_format}
-    return f" named {extension}" if registered and registered not in same and extension in IMAGE_EXTENSIONS else ""
+    family = next((group for group in _FORMAT_FAMILIES if image_format in group), {image_format})
+    return f" named {extension}" if extension in IMAGE_EXTENSIONS and registered not in family else ""
 
 
 def _decode(data: bytes, relative: str, config: IngestConfig) -> _Decoded | DroppedFile:

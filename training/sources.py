@@ -158,7 +158,7 @@ def read_regular_file(path: str, max_bytes: int) -> bytes:
     O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer, so a name that became
     a FIFO after listing cannot hang ingest; fstat on the open descriptor then decides.
     """
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
