@@ -23,6 +23,13 @@ _FIND_SIZE = 256
 _MIN_OBJECT_CONTRAST = 24
 # When more than this share of the border differs from its median colour, there is no plain background.
 _BUSY_BORDER_SHARE = 0.4
+# Pixels along each side that count as the border.
+_BORDER_BAND = 2
+# An edge (largest step to a neighbour, 0..255) marks the object when it is at least this sharp and three
+# times sharper than the border's 75th percentile; a border whose edges are that sharp beyond
+# _BUSY_BORDER_EDGE is texture (foliage, cloth, noise), not a backdrop.
+_MIN_OBJECT_EDGE = 16
+_BUSY_BORDER_EDGE = 40
 # The object may reach this share of the window side past a crop edge before the crop counts as a cut
 # (the bounding box comes from a reduced copy and a speckle filter, so it is a few pixels generous).
 _CUT_TOLERANCE = 0.02
@@ -116,10 +123,12 @@ class Framing:
 
 
 def find_object(image: Image.Image) -> FoundObject | None:
-    """The bounding box of what differs from the border's colour, or None without a plain background.
+    """The bounding box of what stands out from the border, or None when the border is not a plain background.
 
-    The background colour is the median of the outermost pixels; pixels further from it than the
-    border's own spread (at least _MIN_OBJECT_CONTRAST) are the object, after a 3x3 opening removes speckle.
+    Two signs mark the object, both measured against the outermost pixels: a colour far from the border's
+    median colour (beyond the border's own spread), or an edge sharper than any along the border. Edges
+    find objects on vignetted or graded backdrops, where the border's colours spread too widely for the
+    first sign. Rows and columns need two marked pixels to count, so lone noise pixels do not widen the box.
     """
     width, height = image.size
     small = image.convert("RGB")
@@ -130,26 +139,40 @@ def find_object(image: Image.Image) -> FoundObject | None:
     pixels = np.asarray(small, dtype=np.int16)
     if min(pixels.shape[:2]) < 8:
         return None
-    border = np.concatenate([pixels[:2].reshape(-1, 3), pixels[-2:].reshape(-1, 3),
-                             pixels[:, :2].reshape(-1, 3), pixels[:, -2:].reshape(-1, 3)])
+    band = np.zeros(pixels.shape[:2], dtype=bool)
+    band[:_BORDER_BAND], band[-_BORDER_BAND:], band[:, :_BORDER_BAND], band[:, -_BORDER_BAND:] = True, True, True, True
+
+    border = pixels[band]
     background = np.median(border, axis=0)
-    border_difference = np.abs(border - background).max(axis=1)
-    threshold = max(_MIN_OBJECT_CONTRAST, 2.0 * float(np.percentile(border_difference, 75)) + 8.0)
-    if np.mean(border_difference > threshold) > _BUSY_BORDER_SHARE:
+    distance = np.abs(pixels - background).max(axis=2)
+    colour_threshold = max(_MIN_OBJECT_CONTRAST, 2.0 * float(np.percentile(distance[band], 75)) + 8.0)
+    if np.mean(distance[band] > colour_threshold) > _BUSY_BORDER_SHARE:
         return None
-    foreground = np.abs(pixels - background).max(axis=2) > threshold
-    speckled = Image.fromarray(foreground.astype(np.uint8) * 255, "L")
-    opened = speckled.filter(ImageFilter.MinFilter(3)).filter(ImageFilter.MaxFilter(3))
-    small_box = opened.getbbox()
-    if small_box is None:
+    colour_marks = np.asarray(
+        Image.fromarray((distance > colour_threshold).astype(np.uint8) * 255, "L")
+        .filter(ImageFilter.MinFilter(3))
+        .filter(ImageFilter.MaxFilter(3))
+    ) > 0
+
+    edges = np.zeros(pixels.shape[:2], dtype=np.int16)
+    edges[:, :-1] = np.abs(np.diff(pixels, axis=1)).max(axis=2)
+    edges[:-1] = np.maximum(edges[:-1], np.abs(np.diff(pixels, axis=0)).max(axis=2))
+    border_edges = float(np.percentile(edges[band], 75))  # the object may touch a quarter of the border
+    if border_edges > _BUSY_BORDER_EDGE:
+        return None  # a textured backdrop: every pixel has edges
+    edge_marks = edges > max(_MIN_OBJECT_EDGE, 3.0 * border_edges)
+
+    marks = colour_marks | edge_marks
+    rows = np.flatnonzero(marks.sum(axis=1) >= 2)
+    columns = np.flatnonzero(marks.sum(axis=0) >= 2)
+    if rows.size == 0 or columns.size == 0:
         return None
     scale_x, scale_y = width / small.width, height / small.height
-    left, top, right, bottom = small_box
     box = (
-        max(0, int(np.floor(left * scale_x))),
-        max(0, int(np.floor(top * scale_y))),
-        min(width, int(np.ceil(right * scale_x))),
-        min(height, int(np.ceil(bottom * scale_y))),
+        max(0, int(np.floor(columns[0] * scale_x))),
+        max(0, int(np.floor(rows[0] * scale_y))),
+        min(width, int(np.ceil((columns[-1] + 1) * scale_x))),
+        min(height, int(np.ceil((rows[-1] + 1) * scale_y))),
     )
     return FoundObject(box, (int(background[0]), int(background[1]), int(background[2])))
 
@@ -278,15 +301,20 @@ def fine_distance(first: np.ndarray, second: np.ndarray) -> float:
     return float(np.sqrt(np.mean(difference * difference)) / 255.0)
 
 
-def review_sheet(pairs: Sequence[tuple[Image.Image, Image.Image, str]], tile: int = 112) -> Image.Image:
-    """A contact sheet with one row per pair (first, second, caption) for the artist to look at."""
-    caption_height = 14
+def review_sheet(pairs: Sequence[tuple[Image.Image, str, Image.Image, str, str]], tile: int = 128) -> Image.Image:
+    """A contact sheet, one row per pair: both images with their names, and a caption under them."""
+    line = 12
     gap = 6
-    sheet = Image.new("RGB", (2 * tile + 3 * gap, len(pairs) * (tile + caption_height + gap) + gap), (40, 40, 40))
+    characters = tile // 6  # the default bitmap font is about 6 px a character
+    row_height = tile + 2 * line + gap
+    sheet = Image.new("RGB", (2 * tile + 3 * gap, len(pairs) * row_height + gap), (40, 40, 40))
     draw = ImageDraw.Draw(sheet)
-    for row, (first, second, caption) in enumerate(pairs):
-        y = gap + row * (tile + caption_height + gap)
-        for column, image in enumerate((first, second)):
-            sheet.paste(fit_square(image.convert("RGB"), tile, "pad", (40, 40, 40)), (gap + column * (tile + gap), y))
-        draw.text((gap, y + tile + 1), caption, fill=(230, 230, 230))
+    for row, (first, first_name, second, second_name, caption) in enumerate(pairs):
+        y = gap + row * row_height
+        for column, (image, name) in enumerate(((first, first_name), (second, second_name))):
+            x = gap + column * (tile + gap)
+            sheet.paste(fit_square(image.convert("RGB"), tile, "pad", (40, 40, 40)), (x, y))
+            label = name if len(name) <= characters else "..." + name[-(characters - 3) :]
+            draw.text((x, y + tile + 1), label, fill=(200, 200, 200))
+        draw.text((gap, y + tile + line + 1), caption, fill=(240, 240, 160))
     return sheet

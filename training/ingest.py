@@ -848,5 +848,5 @@ def _review_sheet(
     for pair in pairs:
         verdict = "dropped" if pair.dropped else "kept both"
         caption = f"hash {pair.distance}, rms {pair.pixel_rms:.3f}: {verdict}"
-        rows.append((preview(pair.kept), preview(pair.other), caption))
+        rows.append((preview(pair.kept), pair.kept, preview(pair.other), pair.other, caption))
     return review_sheet(rows)
