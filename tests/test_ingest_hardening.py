@@ -205,7 +205,7 @@ def test_stale_temporary_files_are_removed_at_start(tmp_path):
 def test_signal_during_ingest_removes_temporary_files(tmp_path, signum, exit_code):
     source, out = tmp_path / "source", tmp_path / "dataset"
     source.mkdir()
-    for index in range(300):
+    for index in range(400):  # several seconds of work: the signal lands mid-run
         blocky(1000 + index, 192, 192).save(source / f"image_{index:03d}.png", compress_level=1)
     command = [sys.executable, "-m", "training", "ingest", str(source), "--out", str(out), "--image-size", "64"]
     process = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
