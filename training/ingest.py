@@ -432,7 +432,8 @@ def _decode(data: bytes, relative: str, config: IngestConfig) -> _Decoded | Drop
             reason = f"cannot identify image data although the name ends in {extension}" if data else "empty file"
             return DroppedFile(relative, CATEGORY_CORRUPT, reason)
         except Image.DecompressionBombError as error:
-            return DroppedFile(relative, CATEGORY_TOO_LARGE, f"{error}; not decoded")
+            reason = f"over Pillow's decompression-bomb limit ({error}); not decoded"
+            return DroppedFile(relative, CATEGORY_TOO_LARGE, reason)
         except _DECODE_ERRORS as error:
             return DroppedFile(relative, CATEGORY_CORRUPT, f"cannot open: {error}")
         with image:
@@ -740,7 +741,12 @@ def _convert(
                 )
                 continue
 
-        framing = frame_square(decoded.image, config.fit, config.background)
+        try:
+            framing = frame_square(decoded.image, config.fit, config.background)
+            png = _encode_png(render_square(decoded.image, framing, config.image_size))
+        except _DECODE_ERRORS as error:
+            report.dropped_files.append(DroppedFile(entry.relative, CATEGORY_CORRUPT, f"cannot convert: {error}"))
+            continue
         if framing.cut:
             report.cut_by_crop += 1
             report.notes.append({"source_path": entry.relative, "note": "the centre crop cuts into the object"})
@@ -752,9 +758,8 @@ def _convert(
         extension = posixpath.splitext(entry.relative)[1].lower()
         if _named(extension, decoded.format):
             report.notes.append({"source_path": entry.relative, "note": f"{decoded.format} image named {extension}"})
-        square = render_square(decoded.image, framing, config.image_size)
         image_id = len(report.kept_files)
-        writer.write(image_id, _example(_encode_png(square), image_id))
+        writer.write(image_id, _example(png, image_id))
         near.add(image_hash, thumbnail)
         kept_by_sha[digest] = entry.relative
         report.kept_files.append(entry.relative)
