@@ -40,13 +40,18 @@ def explicit_values(args: argparse.Namespace, config_class) -> dict:
 
 
 def run_ingest(args) -> int:
-    from training import data
+    from training.ingest import IngestConfig, IngestInterrupted, ingest
 
-    config = data.IngestConfig(
+    config = IngestConfig(
         image_size=args.image_size, min_size=args.min_size, fit=args.fit,
-        dedupe_threshold=args.dedupe_threshold, metadata=args.metadata,
+        dedupe_threshold=args.dedupe_threshold, dedupe_pixel_rms=args.dedupe_pixel_rms,
+        max_megapixels=args.max_megapixels, metadata=args.metadata,
     )
-    report = data.ingest(args.source, args.out, config, overwrite=args.overwrite)
+    try:
+        report = ingest(args.source, args.out, config, overwrite=args.overwrite)
+    except IngestInterrupted as stopped:
+        print(stopped, file=sys.stderr)
+        return 128 + stopped.signum
     print(report.summary())
     return 0
 
@@ -178,8 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--out", required=True, help="dataset folder to write (local or gs://)")
     ingest.add_argument("--image-size", type=int, default=256)
     ingest.add_argument("--min-size", type=int, default=64)
-    ingest.add_argument("--fit", choices=("crop", "pad"), default="crop")
-    ingest.add_argument("--dedupe-threshold", type=int, default=6, help="pHash Hamming distance; -1 disables")
+    ingest.add_argument("--fit", choices=("crop", "pad", "object"), default="crop",
+                        help="crop: centre square; pad: letterbox; object: keep the object whole (plain backgrounds)")
+    ingest.add_argument("--dedupe-threshold", type=int, default=6,
+                        help="pHash Hamming distance of near-duplicate candidates; -1 disables")
+    ingest.add_argument("--dedupe-pixel-rms", type=float, default=0.025,
+                        help="a candidate is dropped only if its 16 px grey thumbnail differs by at most this RMS")
+    ingest.add_argument("--max-megapixels", type=int, default=64,
+                        help="larger images are reported, not decoded (JPEGs count at their reduced decode scale)")
     ingest.add_argument("--metadata", help="CSV or JSON sidecar (default: metadata.csv/json in the folder)")
     ingest.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     ingest.set_defaults(handler=run_ingest)
@@ -224,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted (SIGINT)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
