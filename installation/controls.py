@@ -216,7 +216,8 @@ PARAMETER_LIST: tuple[Parameter, ...] = (
     Parameter("captions", "bool", True, doc="Show provenance captions."),
     Parameter("caption_layer", "choice", "late", choices=("early", "late"),
               doc="Feature layer for provenance look-ups: early (texture) or late (motif)."),
-    Parameter("blend", "float", 0.0, 0.0, 1.0, doc="Frame blending (0 = off, 1 = maximum smear)."),
+    Parameter("blend", "float", 0.0, 0.0, 1.0,
+              doc="Frame trail (0 = off, 1 = longest: each frame keeps 95 % of the last, never all of it)."),
     Parameter("query", "trigger", doc="Ask the piece to send all current values back over OSC."),
     Parameter("fps_overlay", "bool", False, doc="Show the frames-per-second overlay."),
 )

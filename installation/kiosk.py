@@ -1,4 +1,10 @@
-"""Unattended operation: a status file and heartbeat, the systemd watchdog, and the `--check` report."""
+"""Unattended operation: a status file and heartbeat, the systemd watchdog, and the `--check` report.
+
+Health counts what a visitor sees: `new_frames` and `fps` count distinct pictures put on screen (a display that
+flips the same picture 30 times a second is not running well), `display_fps` the flips. A piece that shows no
+new picture for `stall_seconds` while not paused is `stalled`: the status file says so and the systemd watchdog
+is no longer fed, so the service manager restarts it.
+"""
 
 from __future__ import annotations
 
@@ -35,42 +41,53 @@ class Health:
     """What the heartbeat reports; the live loop updates it every frame."""
 
     started: float
-    frames_shown: int = 0
-    fps: float = 0.0
+    frames_shown: int = 0  # display flips
+    new_frames: int = 0  # distinct pictures shown
+    fps: float = 0.0  # distinct pictures per second
+    display_fps: float = 0.0
+    seconds_since_new_frame: float = 0.0
+    stalled: bool = False
     render_ms: float = 0.0
     render_failures: int = 0
     fallback: str = "none"
     last_error: str | None = None
     restarts: int = 0
+    osc: str = "off"
 
 
 class Heartbeat:
     """Writes a JSON status file and sends an OSC heartbeat at a fixed period; feeds the systemd watchdog."""
 
+    WARNING_INTERVAL = 60.0  # seconds between repeated warnings about an unwritable status file
+
     def __init__(self, status_file: str, every: float, feedback=None, clock=time.monotonic):
         self.path = Path(status_file) if status_file else None
         self.every, self.feedback, self.clock = every, feedback, clock
         self.last = -float("inf")
+        self.failed_writes = 0
+        self.last_warning = -float("inf")
 
     def document(self, health: Health, state: str, reason: str | None = None) -> dict:
         return {"state": state, "reason": reason, "pid": os.getpid(),
-                "uptime_seconds": round(self.clock() - health.started, 3), "frames_shown": health.frames_shown,
-                "fps": round(health.fps, 2), "render_ms": round(health.render_ms, 2),
-                "render_failures": health.render_failures, "fallback": health.fallback,
-                "last_error": health.last_error, "thread_restarts": health.restarts,
-                "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                "uptime_seconds": round(self.clock() - health.started, 3), "new_frames": health.new_frames,
+                "fps": round(health.fps, 2), "seconds_since_new_frame": round(health.seconds_since_new_frame, 2),
+                "frames_shown": health.frames_shown, "display_fps": round(health.display_fps, 2),
+                "render_ms": round(health.render_ms, 2), "render_failures": health.render_failures,
+                "fallback": health.fallback, "osc": health.osc, "last_error": health.last_error,
+                "thread_restarts": health.restarts, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
     def beat(self, health: Health, force: bool = False) -> bool:
         now = self.clock()
         if not force and now - self.last < self.every:
             return False
         self.last = now
-        sd_notify("WATCHDOG=1")
+        if not health.stalled:
+            sd_notify("WATCHDOG=1")
         if self.path is not None:
-            self.write(self.document(health, "running"))
+            self.write(self.document(health, "stalled" if health.stalled else "running"))
         if self.feedback is not None:
             self.feedback.send("/heartbeat", round(now - health.started, 1), round(health.fps, 2),
-                               health.frames_shown)
+                               health.new_frames)
         return True
 
     def stopped(self, health: Health, reason: str) -> None:
@@ -84,7 +101,16 @@ class Heartbeat:
         try:
             write_json_atomic(self.path, document)
         except OSError as error:
-            log.warning("cannot write status file %s: %s", self.path, error)
+            self.failed_writes += 1
+            now = self.clock()
+            if now - self.last_warning >= self.WARNING_INTERVAL:
+                self.last_warning = now
+                log.warning("cannot write status file %s: %s (%d failed writes so far; next warning in %.0f s "
+                            "at the earliest)", self.path, error, self.failed_writes, self.WARNING_INTERVAL)
+            return
+        if self.failed_writes:
+            log.info("status file %s written again after %d failed writes", self.path, self.failed_writes)
+            self.failed_writes, self.last_warning = 0, -float("inf")
 
 
 def read_status(path: str | Path) -> dict:

@@ -1,0 +1,199 @@
+"""The running piece under hostile controls and a careless operator: a frozen picture is noticed, a failed
+screenshot or a busy OSC port does not stop the show, signals end it cleanly."""
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import wait_until
+from pythonosc.udp_client import SimpleUDPClient
+
+from installation.app import Piece
+from installation.config import RuntimeConfig
+from installation.render import Renderer
+from models.bundle import load_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "SDL_VIDEODRIVER": "dummy"}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def status_of(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+class RunningPiece:
+    """A real Piece (real renderer, real OSC server, real heartbeat) running headless in a thread."""
+
+    def __init__(self, bundle_path, **settings):
+        config = RuntimeConfig(model=str(bundle_path), heartbeat_every=0.5, stats_every=3600.0, **settings)
+        self.piece = Piece(config, bundle=load_bundle(bundle_path))
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.code = None
+
+    def run(self):
+        self.code = self.piece.run()
+
+    def __enter__(self):
+        self.thread.start()
+        assert wait_until(lambda: self.piece.frames_shown >= 3, timeout=90)
+        return self.piece
+
+    def __exit__(self, *exc_info):
+        self.piece.request_stop()
+        self.thread.join(10)
+
+
+def test_blend_at_its_maximum_keeps_the_picture_changing(tiny_bundle, tmp_path):
+    """`/masquerade/blend 1.0` over UDP used to return the previous frame forever while the status said 30 fps."""
+    port, status = free_port(), tmp_path / "status.json"
+    with RunningPiece(tiny_bundle, osc_port=port, status_file=str(status), speed=4.0) as piece:
+        SimpleUDPClient("127.0.0.1", port).send_message("/masquerade/blend", 1.0)
+        assert wait_until(lambda: piece.controls.get("blend") == 1.0)
+        time.sleep(0.3)
+        before_frames, before_picture = piece.new_frames, piece.shown.copy()
+        before_status = status_of(status).get("new_frames", 0)
+        time.sleep(2.0)
+        assert piece.new_frames - before_frames > 10
+        assert not np.array_equal(piece.shown, before_picture)
+        report = status_of(status)
+        assert report["state"] == "running" and report["new_frames"] > before_status
+        assert report["fps"] > 3 and report["seconds_since_new_frame"] < 1.0
+
+
+def test_a_trail_reaches_a_still_picture_exactly(tiny_bundle):
+    """Paused, with the longest trail, the screen converges on the rendered frame (no residue of the old one)."""
+    with RunningPiece(tiny_bundle, osc=False) as piece:
+        piece.controls.set("blend", 1.0, "keyboard")
+        piece.controls.set("pause", True, "keyboard")
+        assert wait_until(lambda: piece.target is not None and np.array_equal(piece.shown, piece.target), 10.0)
+
+
+class FrozenRenderer(Renderer):
+    """The real renderer, made to return the same picture whatever the latents (a stuck pipeline)."""
+
+    first = None
+
+    def render(self, latents, upscale=True):
+        frames = super().render(latents, upscale)
+        if self.first is None or self.first.shape != frames.shape[1:]:
+            self.first = frames[0]
+        return np.broadcast_to(self.first, frames.shape).copy()
+
+
+@pytest.fixture
+def watchdog(tmp_path, monkeypatch):
+    """A real systemd-style notify socket: collects what the piece sends to it."""
+    path = Path(f"/tmp/masq-notify-{os.getpid()}-{time.monotonic_ns()}")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.05)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+
+    def received() -> list[str]:
+        messages = []
+        while True:
+            try:
+                messages.append(sock.recv(256).decode())
+            except TimeoutError:
+                return messages
+
+    yield received
+    sock.close()
+    path.unlink(missing_ok=True)
+
+
+def test_no_new_picture_while_walking_is_a_stall_and_starves_the_watchdog(tiny_bundle, tmp_path, watchdog):
+    status = tmp_path / "status.json"
+    bundle = load_bundle(tiny_bundle)
+    config = RuntimeConfig(model=str(tiny_bundle), osc=False, status_file=str(status), heartbeat_every=0.5,
+                           stall_seconds=1.0, stats_every=3600.0)
+    piece = Piece(config, bundle=bundle)
+    piece.renderer = FrozenRenderer(bundle)
+    thread = threading.Thread(target=piece.run, daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: status_of(status).get("state") == "stalled", timeout=90)
+        assert "no new picture" in status_of(status)["last_error"]
+        watchdog()
+        time.sleep(1.0)
+        assert "WATCHDOG=1" not in watchdog()
+        piece.controls.set("pause", True, "keyboard")  # a paused walk holds its picture on purpose
+        assert wait_until(lambda: status_of(status).get("state") == "running", timeout=5)
+        time.sleep(0.5)
+        assert "WATCHDOG=1" in watchdog()
+    finally:
+        piece.request_stop()
+        thread.join(10)
+    assert status_of(status)["state"] == "stopped"
+
+
+def run_app(*args, timeout=180):
+    return subprocess.run([sys.executable, "run_installation.py", *args], cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("pattern", ["shots/{fram}.png", "shots/{0}.png", "{frame:s}.png", "{frame.real}.png"])
+def test_a_bad_screenshot_pattern_is_refused_at_start(pattern):
+    result = run_app("--no-osc", "--screenshot", pattern, "--screenshot-every", "10")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: screenshot = '{pattern}' is not a usable file name pattern")
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("blocker", ["folder", "file"])
+def test_failed_screenshots_are_logged_and_the_show_goes_on(tiny_bundle, tmp_path, blocker):
+    """A screenshot that cannot be written (pygame.error on a folder of that name; OSError when the folder
+    cannot be made) used to end the piece with exit 1 and no final status."""
+    if blocker == "folder":
+        (tmp_path / "shot_00005.png").mkdir()
+        for frame in range(10, 45, 5):
+            (tmp_path / f"shot_{frame:05d}.png").mkdir()
+        pattern = tmp_path / "shot_{frame:05d}.png"
+    else:
+        (tmp_path / "plain-file").write_text("not a folder")
+        pattern = tmp_path / "plain-file" / "shot_{frame:05d}.png"
+    status = tmp_path / "status.json"
+    result = run_app("--no-osc", "--model", str(tiny_bundle), "--windowed", "--width", "160", "--height", "120",
+                     "--frames", "40", "--screenshot", str(pattern), "--screenshot-every", "5",
+                     "--status-file", str(status))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "not written" in line]
+    assert len(warnings) == 1  # eight failures (every 5th frame and on exit), one line: rate-limited
+    report = json.loads(status.read_text())
+    assert report["state"] == "stopped" and report["frames_shown"] == 40
+
+
+def test_the_s_key_with_an_unwritable_screenshot_keeps_the_piece_running(tiny_bundle, tmp_path, caplog):
+    from installation.display import Display
+
+    (tmp_path / "taken.png").mkdir()
+    config = RuntimeConfig(model=str(tiny_bundle), osc=False, kiosk=True, screenshot=str(tmp_path / "taken.png"),
+                           stats_every=3600.0)
+    piece = Piece(config, bundle=load_bundle(tiny_bundle))
+    piece.display = Display(windowed=True, size=(160, 120))
+    try:
+        with caplog.at_level(logging.WARNING, logger="masquerade"):
+            piece.handle_key("s", False, False)
+        assert any("not written" in record.getMessage() for record in caplog.records)
+        assert not piece.stop_requested.is_set()
+    finally:
+        piece.display.close()
