@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -323,6 +324,7 @@ class Piece:
         self.health.new_frames, self.health.fps = self.new_frames, stats.new_fps
         self.health.render_ms, self.health.render_failures = worker.latency * 1000, worker.failures
         self.health.fallback = fallback.level
+        self.health.osc = self.services.osc_status()
         self.health.last_error = worker.last_error or self.health.last_error
         return self.health
 
@@ -455,31 +457,71 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = runtime_config.resolve(args)
+        if not args.print_config and not args.check:
+            refuse_early(config)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.print_config:
         print(config.to_toml())
         return 0
-    if args.check:
-        from installation.kiosk import run_checks
+    running: list[Piece] = []  # the piece, once built: from then on a signal asks it to stop
 
-        return 1 if run_checks(config) else 0
+    def on_signal(signum, frame):
+        if not running:
+            raise Interrupted(signum)
+        running[0].request_stop(signum)
+
+    # SIGHUP (a closed terminal or ssh session) stops the piece like SIGTERM: status file written, exit 0.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
+    try:
+        if args.check:
+            from installation.kiosk import run_checks
+
+            return 1 if run_checks(config) else 0
+        return run_piece(config, running)
+    except Interrupted as interrupt:
+        print(f"interrupted by {interrupt} while starting; nothing shown", file=sys.stderr)
+        return 128 + interrupt.signum
+
+
+class Interrupted(Exception):
+    """A stop signal arrived before the piece was running (loading the model, --check)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def refuse_early(config: runtime_config.RuntimeConfig) -> None:
+    """What can be refused before loading the model and opening a window: a webcam video file that is not
+    there (a camera missing at run time is retried instead), an OSC port that must be free and is not."""
+    from installation.webcam import source_kind
+
+    source = config.webcam_config().source
+    if source_kind(source) == "file" and "%" not in source and not Path(source).is_file():
+        raise ValueError(f"webcam video file {source} does not exist (or is not a file); give a camera index, "
+                         "a video file, a stream URL or none")
+    if config.osc and config.require_osc:
+        from installation.kiosk import check_port
+
+        check_port(config)
+
+
+def run_piece(config: runtime_config.RuntimeConfig, running: list[Piece]) -> int:
+    """Build the piece, open the screen and run until stopped; 2 with one line when it cannot start."""
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     from installation.display import Display, NoDisplayError
     from installation.osc import OscStartError
 
     piece = None
-
-    def on_signal(signum, frame):
-        if piece is None:
-            raise SystemExit(128 + signum)
-        piece.request_stop(signum)
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, on_signal)
     try:
         piece = Piece(config)
+        running.append(piece)
         piece.display = Display(windowed=config.windowed, size=(config.width, config.height),
                                 display_index=config.display, fit=config.fit, smooth=config.smooth_scaling,
                                 hide_cursor=config.hide_cursor)

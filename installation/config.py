@@ -59,6 +59,10 @@ class RuntimeConfig:
     osc: bool = setting(True, "control", "listen for OSC control messages")
     osc_host: str = setting("127.0.0.1", "control", "interface to listen on (0.0.0.0 for other machines)")
     osc_port: int = setting(9000, "control", "UDP port for OSC control", 1, 65535)
+    require_osc: bool = setting(False, "control", "exit at start (status 2) when the OSC port cannot be opened; "
+                                "otherwise the piece runs without OSC, says so, and retries the port")
+    osc_retry_seconds: float = setting(10.0, "control", "seconds between attempts to open an unavailable OSC port",
+                                       1.0, 3600.0)
     osc_prefix: str = setting("/masquerade", "control", "OSC address prefix")
     osc_allow: str = setting("", "control", "comma-separated sender addresses or networks to accept (empty: all)")
     feedback_host: str = setting("", "control", "send state, loop wraps and captions here over OSC (empty: off)")

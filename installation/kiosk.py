@@ -170,14 +170,24 @@ def check_camera(config) -> str:
         capture.release()
 
 
+class CheckWarning(Exception):
+    """A check found something the piece works around (it runs, with less): reported, not a failure."""
+
+
 def check_port(config) -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+    """The OSC port can be opened; a busy one fails only with `require_osc` (the piece runs without OSC)."""
+    family = socket.AF_INET6 if ":" in config.osc_host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
         try:
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             probe.bind((config.osc_host, config.osc_port))
         except OSError as error:
-            raise ValueError(
-                f"OSC port {config.osc_port} on {config.osc_host} is not available ({error.strerror})"
-            ) from None
+            problem = f"OSC port {config.osc_port} on {config.osc_host} is not available ({error.strerror or error})"
+            if config.require_osc:
+                raise ValueError(problem) from None
+            raise CheckWarning(f"{problem}: the piece will run without OSC control and retry every "
+                               f"{config.osc_retry_seconds:g} s (--require-osc makes this an error)") from None
     return f"UDP {config.osc_host}:{config.osc_port} is free"
 
 
@@ -212,13 +222,17 @@ def run_checks(config, out=None) -> int:
         checks.append(("feedback", check_feedback))
     if config.status_file:
         checks.append(("status", check_status_file))
-    failures = 0
+    failures = warnings = 0
     for name, check in checks:
         try:
             detail, verdict = check(config), "ok  "
+        except CheckWarning as warning:
+            detail, verdict = str(warning), "warn"
+            warnings += 1
         except (ValueError, FileNotFoundError, OSError) as error:
             detail, verdict = str(error).splitlines()[0], "FAIL"
             failures += 1
         print(f"{verdict}  {name:<9} {detail}", file=out)
-    print("all checks passed" if not failures else f"{failures} check(s) failed", file=out)
+    noted = f" ({warnings} warning{'s' if warnings > 1 else ''})" if warnings else ""
+    print(f"all checks passed{noted}" if not failures else f"{failures} check(s) failed{noted}", file=out)
     return failures
