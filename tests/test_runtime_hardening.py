@@ -197,3 +197,94 @@ def test_the_s_key_with_an_unwritable_screenshot_keeps_the_piece_running(tiny_bu
         assert not piece.stop_requested.is_set()
     finally:
         piece.display.close()
+
+
+def start_piece(tmp_path, tiny_bundle, *args):
+    status = tmp_path / "status.json"
+    process = subprocess.Popen([sys.executable, "run_installation.py", "--no-osc", "--model", str(tiny_bundle),
+                                "--windowed", "--status-file", str(status), "--heartbeat-every", "0.5", *args],
+                               cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return process, status
+
+
+def test_sighup_stops_the_piece_like_sigterm(tiny_bundle, tmp_path):
+    """SIGHUP (a closed ssh session) used to kill the piece with 129 and leave the status "running"."""
+    process, status = start_piece(tmp_path, tiny_bundle)
+    try:
+        assert wait_until(lambda: status_of(status).get("frames_shown", 0) > 5, timeout=120, interval=0.1)
+        process.send_signal(signal.SIGHUP)
+        _, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    report = status_of(status)
+    assert report["state"] == "stopped" and report["reason"] == "SIGHUP"
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether a process has installed a handler for a signal (Linux: the SigCgt mask in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads signal masks from /proc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM])
+def test_a_signal_while_starting_is_one_line(tiny_bundle, tmp_path, signum):
+    """Ctrl-C while the model loads used to print a KeyboardInterrupt traceback; SIGHUP killed it silently."""
+    process, _ = start_piece(tmp_path, tiny_bundle)
+    try:
+        assert wait_until(lambda: catches(process.pid, signal.SIGHUP), timeout=60)  # the piece's handlers are in
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signum
+    assert err == f"interrupted by {signal.Signals(signum).name} while starting; nothing shown\n"
+
+
+def test_a_busy_osc_port_leaves_the_piece_running_and_the_port_is_retried(tiny_bundle, tmp_path, caplog):
+    status = tmp_path / "status.json"
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    try:
+        with caplog.at_level(logging.WARNING), RunningPiece(tiny_bundle, osc_port=port, osc_retry_seconds=1.0,
+                                                            status_file=str(status)) as piece:
+            assert wait_until(lambda: status_of(status).get("osc", "").startswith("unavailable"), timeout=5)
+            assert f"OSC port {port} on 127.0.0.1 is already in use" in status_of(status)["osc"]
+            assert any("running without OSC control" in record.getMessage() for record in caplog.records)
+            shown = piece.new_frames
+            assert wait_until(lambda: piece.new_frames > shown + 10, timeout=10)  # the picture goes on
+            taken.close()
+            assert wait_until(lambda: status_of(status).get("osc", "").startswith("listening"), timeout=10)
+            SimpleUDPClient("127.0.0.1", port).send_message("/masquerade/speed", 4.0)
+            assert wait_until(lambda: piece.walker.speed == 4.0, timeout=5)
+    finally:
+        taken.close()
+
+
+def test_require_osc_fails_fast_before_loading_the_model():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = run_app("--require-osc", "--osc-port", str(port), "--model", "/nonexistent/bundle")
+        checked = run_app("--check", "--osc-port", str(port))
+    assert result.returncode == 2
+    assert result.stderr == f"error: OSC port {port} on 127.0.0.1 is not available (Address already in use)\n"
+    osc_line = next(line for line in checked.stdout.splitlines() if "osc" in line.split()[:2])
+    assert osc_line.startswith("warn  osc") and "will run without OSC control" in osc_line
+    assert checked.stdout.splitlines()[-1].endswith("(1 warning)")
+
+
+def test_a_webcam_video_file_that_does_not_exist_is_refused_at_start(tmp_path):
+    missing = tmp_path / "nonexistent.mp4"
+    result = run_app("--no-osc", "--webcam", str(missing), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == f"error: webcam video file {missing} does not exist (or is not a file); give a camera " \
+                            "index, a video file, a stream URL or none\n"
