@@ -216,6 +216,7 @@ class Piece:
         heartbeat = Heartbeat(config.status_file, config.heartbeat_every, self.services.feedback, self.clock)
         fallback = self.fallback
         sd_notify("READY=1")
+        self.last_new_frame_at = self.clock()  # the stall clock starts now, not before the warm-up
         try:
             while not self.stop_requested.is_set():
                 now = self.clock()

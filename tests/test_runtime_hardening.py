@@ -61,21 +61,42 @@ class RunningPiece:
         self.thread.join(10)
 
 
+def heartbeats(sock: socket.socket) -> list[tuple]:
+    """The /masquerade/heartbeat messages waiting on a feedback listener."""
+    from pythonosc.osc_message import OscMessage
+
+    found = []
+    while True:
+        try:
+            message = OscMessage(sock.recv(65536))
+        except (BlockingIOError, TimeoutError):
+            return found
+        if message.address == "/masquerade/heartbeat":
+            found.append(tuple(message.params))
+
+
 def test_blend_at_its_maximum_keeps_the_picture_changing(tiny_bundle, tmp_path):
     """`/masquerade/blend 1.0` over UDP used to return the previous frame forever while the status said 30 fps."""
     port, status = free_port(), tmp_path / "status.json"
-    with RunningPiece(tiny_bundle, osc_port=port, status_file=str(status), speed=4.0) as piece:
-        SimpleUDPClient("127.0.0.1", port).send_message("/masquerade/blend", 1.0)
-        assert wait_until(lambda: piece.controls.get("blend") == 1.0)
-        time.sleep(0.3)
-        before_frames, before_picture = piece.new_frames, piece.shown.copy()
-        before_status = status_of(status).get("new_frames", 0)
-        time.sleep(2.0)
-        assert piece.new_frames - before_frames > 10
-        assert not np.array_equal(piece.shown, before_picture)
-        report = status_of(status)
-        assert report["state"] == "running" and report["new_frames"] > before_status
-        assert report["fps"] > 3 and report["seconds_since_new_frame"] < 1.0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.setblocking(False)
+        with RunningPiece(tiny_bundle, osc_port=port, status_file=str(status), speed=4.0,
+                          feedback_host="127.0.0.1", feedback_port=listener.getsockname()[1]) as piece:
+            SimpleUDPClient("127.0.0.1", port).send_message("/masquerade/blend", 1.0)
+            assert wait_until(lambda: piece.controls.get("blend") == 1.0)
+            time.sleep(0.3)
+            before_frames, before_picture = piece.new_frames, piece.shown.copy()
+            before_status = status_of(status).get("new_frames", 0)
+            heartbeats(listener)
+            time.sleep(2.0)
+            assert piece.new_frames - before_frames > 10
+            assert not np.array_equal(piece.shown, before_picture)
+            report = status_of(status)
+            assert report["state"] == "running" and report["new_frames"] > before_status
+            assert report["fps"] > 3 and report["seconds_since_new_frame"] < 1.0
+            beats = heartbeats(listener)
+            assert len(beats) >= 2 and beats[-1][2] > beats[0][2] >= before_frames  # distinct pictures, rising
 
 
 def test_a_trail_reaches_a_still_picture_exactly(tiny_bundle):
@@ -288,3 +309,13 @@ def test_a_webcam_video_file_that_does_not_exist_is_refused_at_start(tmp_path):
     assert result.returncode == 2
     assert result.stderr == f"error: webcam video file {missing} does not exist (or is not a file); give a camera " \
                             "index, a video file, a stream URL or none\n"
+
+
+def test_an_unwritable_status_file_is_one_warning_not_one_per_beat(tiny_bundle, tmp_path, caplog):
+    (tmp_path / "plain-file").write_text("not a folder")
+    config = RuntimeConfig(model=str(tiny_bundle), osc=False, frames=75, fps=30.0, heartbeat_every=0.5,
+                           status_file=str(tmp_path / "plain-file" / "status.json"), stats_every=3600.0)
+    with caplog.at_level(logging.WARNING, logger="installation.kiosk"):
+        assert Piece(config, bundle=load_bundle(tiny_bundle)).run() == 0  # 2.5 s: six beats and the final write
+    warnings = [record for record in caplog.records if "cannot write status file" in record.getMessage()]
+    assert len(warnings) == 1
