@@ -177,17 +177,17 @@ class CheckWarning(Exception):
 def check_port(config) -> str:
     """The OSC port can be opened; a busy one fails only with `require_osc` (the piece runs without OSC)."""
     family = socket.AF_INET6 if ":" in config.osc_host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
             if family == socket.AF_INET6:
                 probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             probe.bind((config.osc_host, config.osc_port))
-        except OSError as error:
-            problem = f"OSC port {config.osc_port} on {config.osc_host} is not available ({error.strerror or error})"
-            if config.require_osc:
-                raise ValueError(problem) from None
-            raise CheckWarning(f"{problem}: the piece will run without OSC control and retry every "
-                               f"{config.osc_retry_seconds:g} s (--require-osc makes this an error)") from None
+    except OSError as error:
+        problem = f"OSC port {config.osc_port} on {config.osc_host} is not available ({error.strerror or error})"
+        if config.require_osc:
+            raise ValueError(problem) from None
+        raise CheckWarning(f"{problem}: the piece will run without OSC control and retry every "
+                           f"{config.osc_retry_seconds:g} s (--require-osc makes this an error)") from None
     return f"UDP {config.osc_host}:{config.osc_port} is free"
 
 

@@ -383,16 +383,18 @@ class OscServer:
         if self._thread is not None:
             raise OscStartError("OSC server already started")
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock = None
         try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
             # A bigger receive buffer absorbs bursts from a controller while the loop catches up.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-            if family == socket.AF_INET6 and ipaddress.ip_address(self.host.split("%", 1)[0]).is_unspecified:
+            if family == socket.AF_INET6 and self.host.split("%", 1)[0] == "::":
                 # "::" means every interface, IPv4 included, whatever the system's bindv6only default.
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.bind((self.host, self._requested_port))
         except OSError as error:
-            sock.close()
+            if sock is not None:
+                sock.close()
             where = f"OSC port {self._requested_port} on {self.host}"
             if error.errno == errno.EADDRINUSE:
                 message = f"{where} is already in use; choose another with --osc-port"
