@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return 1 if run_checks(config) else 0
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    from installation.display import Display, NoDisplayError
+    from installation.display import NoDisplayError
     from installation.osc import OscStartError
 
     piece = None
@@ -418,15 +418,23 @@ def main(argv: list[str] | None = None) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
+    display = None
     try:
-        piece = Piece(config)
-        piece.display = Display(windowed=config.windowed, size=(config.width, config.height),
-                                display_index=config.display, fit=config.fit, smooth=config.smooth_scaling,
-                                hide_cursor=config.hide_cursor)
+        # The screen first: a machine that cannot show the piece says so at once, before the model loads.
+        display = open_display(config)
+        piece = Piece(config, display=display)
         return piece.run()
     except (ValueError, FileNotFoundError, NoDisplayError, OscStartError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
-        if piece is not None and piece.display is not None:
-            piece.display.close()
+        if display is not None:
+            display.close()
+
+
+def open_display(config: runtime_config.RuntimeConfig):
+    """The piece's screen as the configuration asks for it (also what `--check` opens)."""
+    from installation.display import Display
+
+    return Display(windowed=config.windowed, size=(config.width, config.height), display_index=config.display,
+                   fit=config.fit, smooth=config.smooth_scaling, hide_cursor=config.hide_cursor)
