@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,34 +45,51 @@ def start_video() -> str:
     # SDL reads its hints from the environment; this must be set before the first window is created.
     os.environ["SDL_FRAMEBUFFER_ACCELERATION"] = "0"
     requested = requested_drivers()
-    if not requested and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        raise NoDisplayError(
-            "no display: DISPLAY and WAYLAND_DISPLAY are not set; run the piece inside a desktop or kiosk session "
-            f"(deploy/kiosk-session.md), point DISPLAY at a running X server (e.g. DISPLAY=:0), {HEADLESS_HINT}"
-        )
+    if not requested and sys.platform.startswith("linux"):
+        requested = [linux_driver()]
+        # Named, so that SDL neither probes Wayland (which prints its own complaints) nor falls back to a
+        # driver that shows nothing.
+        os.environ["SDL_VIDEODRIVER"] = requested[0]
     try:
         pygame.display.init()
     except pygame.error as error:
         pygame.display.quit()
         raise NoDisplayError(
-            f"cannot open the display {display_name()} with SDL_VIDEODRIVER={','.join(requested)} ({error}); start "
-            f"the X server or compositor, check DISPLAY and XAUTHORITY, {HEADLESS_HINT}"
+            f"cannot open the display {display_name()} with SDL's {','.join(requested)} driver ({error}); start "
+            f"the X server, check DISPLAY and XAUTHORITY (may this user connect?), {HEADLESS_HINT}"
         ) from None
     driver = pygame.display.get_driver()
     if driver in HEADLESS_DRIVERS and driver not in requested:
         pygame.display.quit()
         raise NoDisplayError(
             f"cannot reach the display {display_name()}: SDL fell back to its {driver} driver, which shows nothing; "
-            f"start the X server or compositor, check DISPLAY, WAYLAND_DISPLAY and XAUTHORITY (may this user "
-            f"connect?), {HEADLESS_HINT}"
+            f"start the X server, check DISPLAY and XAUTHORITY (may this user connect?), {HEADLESS_HINT}"
         )
     if driver == "wayland":
         pygame.display.quit()
-        raise NoDisplayError(
-            "SDL's Wayland driver can only show the piece through OpenGL, which crashes beside TensorFlow; run it "
-            "through XWayland instead: SDL_VIDEODRIVER=x11 with the session's DISPLAY (deploy/kiosk-session.md)"
-        )
+        raise NoDisplayError(WAYLAND_ADVICE)
     return driver
+
+
+# pygame's SDL 2.28 shows a software surface on Wayland only through OpenGL ES (it has no plain Wayland
+# framebuffer), and that is the GL that crashes beside TensorFlow; X11, and XWayland under a Wayland
+# compositor such as cage, has a plain framebuffer.
+WAYLAND_ADVICE = ("the piece runs through XWayland, not SDL's Wayland driver (which needs OpenGL, and Mesa's "
+                  "OpenGL crashes beside TensorFlow): enable XWayland in the compositor so that DISPLAY is set "
+                  "(cage: apt install xwayland) and use SDL_VIDEODRIVER=x11; see deploy/kiosk-session.md")
+
+
+def linux_driver() -> str:
+    """The SDL driver for an unconfigured Linux session: X11 (XWayland under Wayland), or why there is none."""
+    if os.environ.get("DISPLAY"):
+        return "x11"
+    if os.environ.get("WAYLAND_DISPLAY"):
+        raise NoDisplayError(f"a Wayland session without XWayland (WAYLAND_DISPLAY is set, DISPLAY is not): "
+                             f"{WAYLAND_ADVICE}")
+    raise NoDisplayError(
+        "no display: DISPLAY and WAYLAND_DISPLAY are not set; run the piece inside a desktop or kiosk session "
+        f"(deploy/kiosk-session.md), point DISPLAY at a running X server (e.g. DISPLAY=:0), {HEADLESS_HINT}"
+    )
 
 
 def screen_size(display_index: int) -> tuple[int, int]:
