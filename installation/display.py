@@ -45,6 +45,8 @@ def start_video() -> str:
     # SDL reads its hints from the environment; this must be set before the first window is created.
     os.environ["SDL_FRAMEBUFFER_ACCELERATION"] = "0"
     requested = requested_drivers()
+    if "wayland" in requested:
+        raise NoDisplayError(WAYLAND_ADVICE)  # before SDL starts: its Wayland start-up alone can crash
     if not requested and sys.platform.startswith("linux"):
         requested = [linux_driver()]
         # Named, so that SDL neither probes Wayland (which prints its own complaints) nor falls back to a
@@ -65,9 +67,6 @@ def start_video() -> str:
             f"cannot reach the display {display_name()}: SDL fell back to its {driver} driver, which shows nothing; "
             f"start the X server, check DISPLAY and XAUTHORITY (may this user connect?), {HEADLESS_HINT}"
         )
-    if driver == "wayland":
-        pygame.display.quit()
-        raise NoDisplayError(WAYLAND_ADVICE)
     return driver
 
 

@@ -128,7 +128,7 @@ def check_display(config) -> str:
         return lines[-1]
     if result.returncode < 0:
         raise ValueError(f"opening the display killed the piece ({signal.Signals(-result.returncode).name}): the "
-                         "piece would crash on this screen; see deploy/OPERATOR.md, \"The screen stays black\"")
+                         "piece would crash on this screen; see deploy/OPERATOR.md, \"Common problems\"")
     errors = [line.removeprefix("error: ") for line in result.stderr.splitlines() if line.startswith("error: ")]
     raise ValueError(errors[-1] if errors else f"the display probe failed (exit status {result.returncode})")
 

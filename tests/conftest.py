@@ -5,6 +5,7 @@ import select
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,22 +125,38 @@ def decode_xwd(dump: bytes) -> np.ndarray:
 
 
 def start_xvfb(size: tuple[int, int] = (1920, 1080)) -> XServer:
-    """Xvfb on a display number it picks itself (-displayfd), returned once it accepts connections."""
+    """Xvfb on a free display number, returned once it accepts connections. Numbers start high and vary by
+    process, away from :0 and xvfb-run's :99, so parallel test runs and desktop sessions do not collide."""
     require_tools("Xvfb", "xwd")
-    read_end, write_end = os.pipe()
-    process = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{size[0]}x{size[1]}x24",
-                                "-nolisten", "tcp", "-noreset"], pass_fds=(write_end,),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_end)
-    # Xvfb writes the display number to the pipe once it listens; select bounds the wait.
-    ready, _, _ = select.select([read_end], [], [], 30)
-    number = os.read(read_end, 64).decode().strip() if ready else ""
-    os.close(read_end)
-    if not number.isdigit():
+    first = 200 + os.getpid() % 500
+    for number in range(first, first + 50):
+        if Path(f"/tmp/.X{number}-lock").exists() or Path(f"/tmp/.X11-unix/X{number}").exists():
+            continue
+        read_end, write_end = os.pipe()
+        process = subprocess.Popen(["Xvfb", f":{number}", "-displayfd", str(write_end), "-screen", "0",
+                                    f"{size[0]}x{size[1]}x24", "-nolisten", "tcp", "-noreset"], pass_fds=(write_end,),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(write_end)
+        written = read_line(read_end, timeout=30)
+        os.close(read_end)
+        if written == str(number):
+            return XServer(f":{number}", size, process)
         process.kill()
         process.wait()
-        pytest.fail("Xvfb did not start within 30 s")
-    return XServer(f":{number}", size, process)
+    pytest.fail(f"Xvfb did not start on any display from :{first} to :{first + 49}")
+
+
+def read_line(descriptor: int, timeout: float) -> str:
+    """What Xvfb writes to -displayfd once it listens: its display number and a newline. Read through the newline:
+    closing the pipe before Xvfb has written it kills Xvfb with SIGPIPE."""
+    deadline, written = time.monotonic() + timeout, b""
+    while not written.endswith(b"\n"):
+        ready, _, _ = select.select([descriptor], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(descriptor, 64) if ready else b""
+        if not chunk:  # timed out, or Xvfb exited and closed its end
+            break
+        written += chunk
+    return written.decode().strip()
 
 
 def stop_xvfb(server: XServer) -> None:
