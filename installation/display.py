@@ -61,7 +61,9 @@ def start_video() -> str:
             f"the X server, check DISPLAY and XAUTHORITY (may this user connect?), {HEADLESS_HINT}"
         ) from None
     driver = pygame.display.get_driver()
-    if driver in HEADLESS_DRIVERS and driver not in requested:
+    # A headless driver is fine as the first choice; reached as a fallback ("x11,offscreen"), nobody sees it.
+    first_choice = requested[0] if requested else None
+    if driver in HEADLESS_DRIVERS and driver != first_choice:
         pygame.display.quit()
         raise NoDisplayError(
             f"cannot reach the display {display_name()}: SDL fell back to its {driver} driver, which shows nothing; "

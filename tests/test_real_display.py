@@ -154,6 +154,29 @@ def test_an_unreachable_display_is_one_line_and_exit_2(driver):
     assert "XAUTHORITY" in lines[0]
 
 
+def test_a_silent_fallback_to_a_headless_driver_is_refused():
+    # SDL tries x11, cannot reach the display and would run on offscreen, where nobody sees the piece.
+    environment = bare_environment(DISPLAY=":" + str(unused_display_number()), SDL_VIDEODRIVER="x11,offscreen")
+    result = run_without_screen(environment)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "SDL fell back to its offscreen driver, which shows nothing" in lines[0]
+
+
+def test_the_crash_condition_is_present_here(xvfb, tmp_path):
+    """What the display code avoids, shown on this machine: with TensorFlow loaded, SDL's OpenGL framebuffer
+    (Mesa's llvmpipe) segfaults on the first window. In CI (Mesa installed by .ci/run) it must crash, or the
+    other tests here would prove nothing; where it no longer crashes, SDL_FRAMEBUFFER_ACCELERATION=0 in
+    installation/display.py may be revisited."""
+    script = ("import resource; resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); import tensorflow, pygame; "
+              "pygame.display.init(); pygame.display.set_mode((320, 240)); pygame.display.flip()")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env=xvfb.environment(SDL_FRAMEBUFFER_ACCELERATION="1"))
+    if result.returncode != -signal.SIGSEGV and not os.environ.get("CI"):
+        pytest.skip(f"no OpenGL/TensorFlow clash on this machine (exit {result.returncode}); Mesa's DRI drivers?")
+    assert result.returncode == -signal.SIGSEGV, result.stderr[-2000:]
+
+
 def test_a_wayland_session_without_xwayland_says_how_to_run():
     result = run_without_screen(bare_environment(WAYLAND_DISPLAY="wayland-0"))
     assert result.returncode == 2
