@@ -301,7 +301,8 @@ class Piece:
         if webcam is not None and self.config.webcam_preview:
             from installation.webcam import draw_preview
 
-            draw_preview(screen, webcam.preview())
+            height = screen.get_height()  # sized for the screen: 320 px wide at 1080 lines
+            draw_preview(screen, webcam.preview(), size=max(64, height * 320 // 1080), margin=max(8, height // 60))
 
     def overlay(self, controls: Snapshot, stats: Stats, worker: RenderWorker) -> list[str]:
         if not controls["fps_overlay"]:

@@ -155,7 +155,8 @@ class Display:
             pygame.mouse.set_visible(False)
         self.fit = fit
         self.smooth = smooth
-        self.font = pygame.font.Font(None, max(16, self.screen.get_height() // 40))
+        # The frame-rate overlay: pygame's default font at this nominal size draws lines of about 24 px at 1080.
+        self.font = pygame.font.Font(None, max(16, round(self.screen.get_height() * 34 / 1080)))
         self.cache_key = None
         self.scaled: pygame.Surface | None = None
         self.windowed, self.display_index = windowed, display_index
