@@ -57,8 +57,8 @@ def start_video() -> str:
     except pygame.error as error:
         pygame.display.quit()
         raise NoDisplayError(
-            f"cannot open the display {display_name()} with SDL's {','.join(requested)} driver ({error}); start "
-            f"the X server, check DISPLAY and XAUTHORITY (may this user connect?), {HEADLESS_HINT}"
+            f"cannot open the display {display_name()} with SDL's {','.join(requested) or 'default'} driver "
+            f"({error}); start the X server, check DISPLAY and XAUTHORITY (may this user connect?), {HEADLESS_HINT}"
         ) from None
     driver = pygame.display.get_driver()
     # A headless driver is fine as the first choice; reached as a fallback ("x11,offscreen"), nobody sees it.
