@@ -365,7 +365,8 @@ class Piece:
         if webcam is not None and self.config.webcam_preview:
             from installation.webcam import draw_preview
 
-            draw_preview(screen, webcam.preview())
+            height = screen.get_height()  # sized for the screen: 320 px wide at 1080 lines
+            draw_preview(screen, webcam.preview(), size=max(64, height * 320 // 1080), margin=max(8, height // 60))
 
     def overlay(self, controls: Snapshot, stats: Stats, worker: RenderWorker) -> list[str]:
         if not controls["fps_overlay"]:
@@ -517,21 +518,28 @@ def refuse_early(config: runtime_config.RuntimeConfig) -> None:
 def run_piece(config: runtime_config.RuntimeConfig, running: list[Piece]) -> int:
     """Build the piece, open the screen and run until stopped; 2 with one line when it cannot start."""
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    from installation.display import Display, NoDisplayError
+    from installation.display import NoDisplayError
     from installation.osc import OscStartError
 
-    piece = None
+    display = None
     try:
-        piece = Piece(config)
+        # The screen first: a machine that cannot show the piece says so at once, before the model loads.
+        display = open_display(config)
+        piece = Piece(config, display=display)
         running.append(piece)
-        piece.display = Display(windowed=config.windowed, size=(config.width, config.height),
-                                display_index=config.display, fit=config.fit, smooth=config.smooth_scaling,
-                                hide_cursor=config.hide_cursor)
         return piece.run()
     except (ValueError, FileNotFoundError, NoDisplayError, OscStartError) as error:
         for line in error_lines(error):
             print(f"error: {line}", file=sys.stderr)
         return 2
     finally:
-        if piece is not None and piece.display is not None:
-            piece.display.close()
+        if display is not None:
+            display.close()
+
+
+def open_display(config: runtime_config.RuntimeConfig):
+    """The piece's screen as the configuration asks for it (also what `--check` opens)."""
+    from installation.display import Display
+
+    return Display(windowed=config.windowed, size=(config.width, config.height), display_index=config.display,
+                   fit=config.fit, smooth=config.smooth_scaling, hide_cursor=config.hide_cursor)

@@ -81,7 +81,12 @@ class RuntimeConfig:
     caption_placement: str = setting("bottom-left", "captions", "where captions sit", choices=(
         "bottom-left", "bottom-right", "bottom-center", "top-left", "top-right"))
     caption_font: str = setting("", "captions", "a .ttf/.otf font file (empty: pygame's default font)")
-    caption_size: int = setting(24, "captions", "caption title size in pixels", 8, 200)
+    caption_size: int = setting(36, "captions", "height of the caption's title line in pixels on a 1080-line "
+                                "screen (all caption sizes scale with the screen height)", 8, 200)
+    caption_body_size: int = setting(24, "captions", "height of the caption's other lines in pixels at 1080 lines",
+                                     8, 200)
+    caption_thumbnail_size: int = setting(112, "captions", "side of the nearest-image thumbnails in pixels at 1080 "
+                                          "lines (at most the size the bundle's index stores)", 16, 512)
     caption_duration: float = setting(10.0, "captions", "seconds a caption stays, fades included", 1.0, 3600.0)
     caption_fade: float = setting(1.0, "captions", "seconds of fade in and out", 0.0, 60.0)
     caption_thumbnails: bool = setting(True, "captions", "show a strip of the nearest images")

@@ -11,12 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+DISPLAY_PROBE_SECONDS = 180  # loading TensorFlow and the bundle on a slow kiosk
+PROBE_SHOW_SECONDS = 2.0
 
 
 def sd_notify(message: str) -> bool:
@@ -146,20 +152,65 @@ def renderer_latent(latent_dim: int):
 
 
 def check_display(config) -> str:
-    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    import pygame
-
+    """Open the screen exactly as the piece would and flip a real frame onto it, in a child process: a crash
+    there (a driver segfault) is a failed check with its reason, not the end of --check."""
     try:
-        pygame.display.init()
-        driver = pygame.display.get_driver()
-        sizes = pygame.display.get_desktop_sizes()
-        if config.display >= len(sizes):
-            raise ValueError(f"display {config.display} does not exist ({len(sizes)} found)")
-        return f"driver {driver}, display {config.display} is {sizes[config.display][0]}x{sizes[config.display][1]}"
-    except pygame.error as error:
-        raise ValueError(f"no display available ({error}); use a desktop session or xvfb-run") from None
+        result = subprocess.run([sys.executable, "-m", "installation.kiosk", "--probe-display"], input=config.to_toml(),
+                                capture_output=True, text=True, timeout=DISPLAY_PROBE_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"opening the display did not finish within {DISPLAY_PROBE_SECONDS} s") from None
+    lines = result.stdout.strip().splitlines()
+    if result.returncode == 0 and lines:
+        return lines[-1]
+    if result.returncode < 0:
+        raise ValueError(f"opening the display killed the piece ({signal.Signals(-result.returncode).name}): the "
+                         "piece would crash on this screen; see deploy/OPERATOR.md, \"Common problems\"")
+    errors = [line.removeprefix("error: ") for line in result.stderr.splitlines() if line.startswith("error: ")]
+    raise ValueError(errors[-1] if errors else f"the display probe failed (exit status {result.returncode})")
+
+
+def probe_display(config) -> str:
+    """What the piece does first: open its screen, load the bundle, show a rendered frame, flip it."""
+    import numpy as np
+
+    from installation.app import open_display
+    from installation.render import Renderer
+    from models.bundle import load_bundle
+
+    display = open_display(config)
+    try:
+        try:
+            renderer = Renderer(load_bundle(config.model))  # in the same process, as in the piece
+            frame, shown = renderer.render(renderer_latent(renderer.bundle.latent_dim))[0], "a rendered frame shown"
+        except (ValueError, FileNotFoundError, OSError):  # the bundle check reports it; the screen is tested anyway
+            ramp = np.linspace(0, 255, 256, dtype=np.uint8)
+            frame, shown = np.dstack([np.tile(ramp, (256, 1))] * 3), "a test pattern shown (no bundle)"
+        display.show(frame)
+        time.sleep(PROBE_SHOW_SECONDS)  # long enough for an operator to see it
+        kind = "window" if config.windowed else "fullscreen"
+        width, height = display.size
+        return f"driver {display.driver}, {kind} {width}x{height} on monitor {config.display} ({config.fit}), {shown}"
     finally:
-        pygame.display.quit()
+        display.close()
+
+
+def probe_main() -> int:
+    """`python -m installation.kiosk --probe-display` < resolved TOML: the child process of check_display."""
+    import tempfile
+
+    from installation import config as runtime_config
+    from installation.display import NoDisplayError
+
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", encoding="utf-8") as settings:
+        settings.write(sys.stdin.read())
+        settings.flush()
+        config = runtime_config.RuntimeConfig(**runtime_config.read_toml(settings.name))
+    try:
+        print(probe_display(config))
+    except (ValueError, FileNotFoundError, NoDisplayError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def check_camera(config) -> str:
@@ -252,3 +303,12 @@ def run_checks(config, out=None) -> int:
     noted = f" ({warnings} warning{'s' if warnings > 1 else ''})" if warnings else ""
     print(f"all checks passed{noted}" if not failures else f"{failures} check(s) failed{noted}", file=out)
     return failures
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--probe-display"]:
+        sys.exit("usage: python -m installation.kiosk --probe-display < settings.toml (used by --check)")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    code = probe_main()
+    sys.stdout.flush()
+    os._exit(code)  # as run_installation.py: skip TensorFlow's slow interpreter teardown

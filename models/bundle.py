@@ -44,12 +44,14 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "SECTIONS", "BundleError", "Bundle", "Ind
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+OPTIONAL_INDEX_FILES = ("thumb_offsets",)
 MAX_JSON_BYTES = 64 << 20  # a manifest or index.json is a few kB; refuse to parse a file that is not one
 MAX_MODEL_BYTES = 4 << 30  # unpacked size of a .keras archive; the largest upscaler is tens of MB
 # The first Keras release with every published safe_mode bypass fixed: CVE-2025-1550 (3.9),
 # CVE-2025-8747 and CVE-2025-9906 (3.11.0), CVE-2025-9905, HDF5 weights ignoring safe_mode (3.11.3).
 SAFE_KERAS = (3, 11, 3)
-INDEX_SUFFIXES = {"early": ".npy", "late": ".npy", "ids": ".npy", "thumbs": ".npy", "records": ".json",
+INDEX_SUFFIXES = {"early": ".npy", "late": ".npy", "ids": ".npy", "thumbs": ".npy", "thumb_offsets": ".npy",
+                  "records": ".json",
                   "calibration": ".json"}
 
 
@@ -352,7 +354,8 @@ def index_layout(root: Path, info: dict, info_path: Path) -> tuple[dict[str, Pat
     count = Fields(info, "", info_path, problems).integer("count", (0, 1 << 40))
     dim_fields = Fields(info.get("dims"), "dims", info_path, problems)
     dims = {layer: dim_fields.integer(layer, (1, 1 << 20)) for layer in feats.LAYERS}
-    relative = {key: fields.text(key, required=True) for key in INDEX_SUFFIXES}
+    # Format 1 stored raw thumbnails in one array; format 2 stores JPEGs and their offsets.
+    relative = {key: fields.text(key, required=key not in OPTIONAL_INDEX_FILES) for key in INDEX_SUFFIXES}
     relative = {key: check_relative_path(value, f"files.{key}", info_path, problems, INDEX_SUFFIXES[key])
                 for key, value in relative.items() if value is not None}
     if problems:
@@ -395,6 +398,14 @@ def check_index_arrays(files: dict[str, Path], count: int, dims: dict[str, int],
     shape, dtype = npy_header(files["ids"])
     if shape != (count,) or dtype.kind not in "iu":
         problems.append(f"{files['ids']} holds {dtype} {shape}, not {count} integer ids")
+    if "thumb_offsets" in files:
+        encoded_shape, encoded_dtype = npy_header(files["thumbs"])
+        shape, dtype = npy_header(files["thumb_offsets"])
+        if len(encoded_shape) != 1 or encoded_dtype != np.uint8:
+            problems.append(f"{files['thumbs']} holds {encoded_dtype} {encoded_shape}, not JPEG bytes")
+        if shape != (count + 1,) or dtype.kind not in "iu":
+            problems.append(f"{files['thumb_offsets']} holds {dtype} {shape}, not {count + 1} offsets")
+        return problems
     shape, dtype = npy_header(files["thumbs"])
     size = thumb_size if isinstance(thumb_size, int) and not isinstance(thumb_size, bool) else None
     if len(shape) != 4 or shape[0] != count or shape[3] != 3 or dtype != np.uint8 or \

@@ -166,7 +166,8 @@ def add_index_command(commands) -> None:
     index.add_argument("--run", help="DCGAN run folder: its discriminator is the extractor (saved into the bundle)")
     index.add_argument("--extractor", choices=("discriminator", "vgg16"), default="discriminator")
     index.add_argument("--vgg-weights", help="VGG16 no-top .h5 (default: the Keras cache; never downloaded)")
-    index.add_argument("--thumb-size", type=int, default=48, help="thumbnail side in pixels (8..256)")
+    index.add_argument("--thumb-size", type=int, default=128,
+                       help="thumbnail side in pixels (8..256); captions draw them up to this size")
     index.add_argument("--update", action="store_true", help="index only images added since (matched by sha256)")
     index.set_defaults(handler=run_index)
 

@@ -46,7 +46,7 @@ class IndexConfig:
     run: str | None = None
     extractor: str = "discriminator"
     vgg_weights: str | None = None
-    thumb_size: int = 48
+    thumb_size: int = 128  # the live captions draw them at 112 px on a 1080-line screen
     update: bool = False
     batch_size: int = 64
 
@@ -152,8 +152,9 @@ def read_existing(index_dir: Path) -> dict | None:
         return None
     info = json.loads(info_path.read_text(encoding="utf-8"))
     records = json.loads((index_dir / feats.INDEX_FILES["records"]).read_text(encoding="utf-8"))
-    arrays = {name: np.load(index_dir / feats.INDEX_FILES[name], mmap_mode="r") for name in (*feats.LAYERS, "thumbs")}
-    return {"info": info, "records": records, **arrays}
+    files = info.get("files", feats.INDEX_FILES)
+    arrays = {name: np.load(index_dir / files[name], mmap_mode="r") for name in feats.LAYERS}
+    return {"info": info, "records": records, "thumbs": feats.load_thumbnails(index_dir, files), **arrays}
 
 
 def check_update(existing: dict, extractor: feats.FeatureExtractor, identity: dict, thumb_size: int) -> None:
@@ -242,7 +243,9 @@ def build_index(config: IndexConfig, progress: bool = True) -> dict:
         files = feats.INDEX_FILES
         arrays = {layer: np.lib.format.open_memmap(temporary / files[layer], "w+", np.float16,
                                                    (count, extractor.dims[layer])) for layer in feats.LAYERS}
-        arrays["thumbs"] = np.lib.format.open_memmap(temporary / files["thumbs"], "w+", np.uint8,
+        # Raw while rows arrive in any order; encoded as JPEG at the end (feats.write_thumbnails).
+        raw_thumbs = temporary / ".thumbs-raw.npy"
+        arrays["thumbs"] = np.lib.format.open_memmap(raw_thumbs, "w+", np.uint8,
                                                      (count, config.thumb_size, config.thumb_size, 3))
         if reused_rows:
             destination = np.fromiter(reused_rows, np.int64)
@@ -277,7 +280,9 @@ def build_index(config: IndexConfig, progress: bool = True) -> dict:
             calibration[layer] = {"percentiles": feats.similarity_percentiles(best) if len(best) else None,
                                   "mean": round(float(best.mean()), 6) if len(best) else None}
         arrays["thumbs"].flush()
+        feats.write_thumbnails(temporary, files, arrays["thumbs"])
         del arrays
+        raw_thumbs.unlink()
         np.save(temporary / files["ids"], np.asarray([image["id"] for image in images], np.int64))
         bundle.write_json_atomic(temporary / files["records"], [record_for(image) for image in images])
         bundle.write_json_atomic(temporary / files["calibration"], calibration)

@@ -28,7 +28,7 @@ fi
 rm -rf "$OUT.new" && mkdir -p "$OUT.new"
 "$PYTHON" -m training export "$WORK/dcgan" --out "$OUT.new"
 "$PYTHON" -m training export-sr "$WORK/sr" --out "$OUT.new" --data "$WORK/dataset"
-"$PYTHON" -m training index --model "$OUT.new" --data "$WORK/dataset" --run "$WORK/dcgan" --thumb-size 40
+"$PYTHON" -m training index --model "$OUT.new" --data "$WORK/dataset" --run "$WORK/dcgan" --thumb-size 128
 "$PYTHON" -m installation.inspect --model "$OUT.new" --samples 100 --out "$WORK/inspect"
 "$PYTHON" -m installation.model_card --model "$OUT.new" --dcgan-run "$WORK/dcgan" --sr-run "$WORK/sr" \
     --inspect "$WORK/inspect/report.json" --recipe training/recipes/default_bundle.sh
