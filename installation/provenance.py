@@ -146,17 +146,19 @@ class ProvenanceIndex:
     def load_extractor(self, vgg_weights=None) -> feats.FeatureExtractor:
         """The extractor the index was built with (the bundle's discriminator, or VGG16 from a local file)."""
         described = self.info["extractor"]
+        invariance = feats.Invariance.from_description(described.get("invariance"))
         if described["name"] == "discriminator":
             if self.discriminator is None:
                 raise ValueError(f"the index in {self.path} names no discriminator file; rebuild the index")
             model = bundle_format.load_model(self.discriminator)
-            extractor = feats.build_extractor("discriminator", discriminator=model)
+            extractor = feats.build_extractor("discriminator", discriminator=model, invariance=invariance)
             if dict(extractor.dims) != self.dims:
                 raise bundle_format.BundleError(
                     f"{self.discriminator} gives features of {dict(extractor.dims)} but {self.path / feats.INDEX_INFO} "
                     f"says dims {self.dims}; rebuild the index with `python -m training index`")
         else:
-            extractor = feats.build_extractor("vgg16", vgg_weights=vgg_weights, input_size=described["input_size"])
+            extractor = feats.build_extractor("vgg16", vgg_weights=vgg_weights, input_size=described["input_size"],
+                                              invariance=invariance)
             expected = described.get("weights_sha256")
             if expected and feats.file_sha256(extractor.weights_path) != expected:
                 raise ValueError(f"{extractor.weights_path} is not the VGG16 weights file the index was built with")
@@ -224,6 +226,19 @@ class ProvenanceIndex:
             return novelty, None
         below = float(np.interp(best_similarity, curve, np.arange(101, dtype=np.float64)))
         return novelty, round(100.0 - below, 1)
+
+    def memorisation_percentile(self, fallback: float) -> float:
+        """The percentile the index calibrated its memorisation flag at (older indexes: `fallback`)."""
+        calibrated = self.calibration.get("memorisation") or {}
+        return float(calibrated.get("percentile", fallback))
+
+    def memorisation_threshold(self, layer: str, fallback_percent: float) -> float | None:
+        """The similarity above which a frame counts as a copy at `layer`: the calibrated threshold (any-layer rule,
+        at most 5% of distinct collection images flagged), or the `fallback_percent` percentile of older indexes."""
+        calibrated = (self.calibration.get("memorisation") or {}).get("thresholds") or {}
+        if self.check_layer(layer) in calibrated:
+            return float(calibrated[layer])
+        return self.nn_percentile(fallback_percent, layer)
 
     def nn_percentile(self, percent: float, layer: str) -> float | None:
         """The dataset's own nearest-neighbour similarity at `percent` (e.g. 95 -> the memorisation threshold)."""

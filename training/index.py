@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from models import bundle, dcgan
 from models import features as feats
-from training import data, export
+from training import data, export, memorisation
 from training.runs import progress_kwargs
 
 log = logging.getLogger(__name__)
@@ -90,15 +90,17 @@ def restore_discriminator(run_dir: str | Path):
     return discriminator, info
 
 
-def open_extractor(config: IndexConfig, bundle_dir: Path, previous: dict | None):
+def open_extractor(config: IndexConfig, bundle_dir: Path, previous: dict | None,
+                   invariance: feats.Invariance = feats.INVARIANT):
     """-> (extractor, discriminator model to save into the bundle or None, discriminator info or None)."""
     if config.extractor == "vgg16":
         extractor = feats.build_extractor("vgg16", vgg_weights=config.vgg_weights,
-                                          batch_size=min(config.batch_size, 16))
+                                          batch_size=min(config.batch_size, 16), invariance=invariance)
         return extractor, None, None
     if config.run is not None:
         model, info = restore_discriminator(config.run)
-        return feats.build_extractor("discriminator", discriminator=model, batch_size=config.batch_size), model, info
+        return feats.build_extractor("discriminator", discriminator=model, batch_size=config.batch_size,
+                                     invariance=invariance), model, info
     path = bundle.inside(bundle_dir, feats.DISCRIMINATOR_FILE, "discriminator", bundle_dir)
     if not path.is_file():
         raise FileNotFoundError(
@@ -107,7 +109,8 @@ def open_extractor(config: IndexConfig, bundle_dir: Path, previous: dict | None)
         )
     model = bundle.load_model(path)
     info = dict((previous or {}).get("discriminator") or {"file": feats.DISCRIMINATOR_FILE})
-    return feats.build_extractor("discriminator", discriminator=model, batch_size=config.batch_size), None, info
+    return feats.build_extractor("discriminator", discriminator=model, batch_size=config.batch_size,
+                                 invariance=invariance), None, info
 
 
 def extractor_identity(extractor: feats.FeatureExtractor, bundle_dir: Path, saving_discriminator: bool) -> dict:
@@ -136,6 +139,14 @@ def iterate_images(data_dir: str, manifest: dict, wanted_ids: np.ndarray | None,
         wanted = tf.constant(mask)
         dataset = dataset.filter(lambda image, image_id: tf.gather(wanted, tf.clip_by_value(image_id, 0, size - 1)))
     return dataset.batch(batch_size).prefetch(2).as_numpy_iterator()
+
+
+def copy_sample(data_dir: str, manifest: dict, count: int) -> np.ndarray:
+    """Up to memorisation.COPIES dataset images, chosen evenly, for checking that the flag catches copies."""
+    ids = np.asarray([image["id"] for image in manifest["images"]], np.int64)
+    chosen = ids[np.linspace(0, len(ids) - 1, min(memorisation.COPIES, count)).astype(int)]
+    batches = [batch for batch, _ in iterate_images(data_dir, manifest, np.unique(chosen), READ_BATCH)]
+    return np.concatenate(batches) if batches else np.zeros((0, 1, 1, 3), np.uint8)
 
 
 def record_for(image: dict) -> dict:
@@ -218,7 +229,10 @@ def build_index(config: IndexConfig, progress: bool = True) -> dict:
             f"--extractor {built_with} to update it, or drop --update to rebuild it"
         )
     previous_info = existing["info"] if existing else manifest.get("index")
-    extractor, new_discriminator, discriminator_info = open_extractor(config, bundle_dir, previous_info)
+    # An update keeps the feature space the index was built in; a new index is mirror- and shift-robust.
+    invariance = feats.Invariance.from_description(existing["info"].get("extractor", {}).get("invariance")) \
+        if existing else feats.INVARIANT
+    extractor, new_discriminator, discriminator_info = open_extractor(config, bundle_dir, previous_info, invariance)
     identity = extractor_identity(extractor, bundle_dir, saving_discriminator=new_discriminator is not None)
     if existing is not None:
         check_update(existing, extractor, identity, config.thumb_size)
@@ -274,11 +288,14 @@ def build_index(config: IndexConfig, progress: bool = True) -> dict:
 
         calibration = {"description": "for each dataset image, the best cosine similarity to any other image; "
                                       "percentiles 0..100 of those values", "count": count}
+        best = {}
         for layer in feats.LAYERS:
             arrays[layer].flush()
-            best = feats.nearest_other_similarity(arrays[layer]) if count > 1 else np.zeros(0, np.float32)
-            calibration[layer] = {"percentiles": feats.similarity_percentiles(best) if len(best) else None,
-                                  "mean": round(float(best.mean()), 6) if len(best) else None}
+            best[layer] = feats.nearest_other_similarity(arrays[layer]) if count > 1 else np.zeros(0, np.float32)
+            calibration[layer] = {"percentiles": feats.similarity_percentiles(best[layer]) if count > 1 else None,
+                                  "mean": round(float(best[layer].mean()), 6) if count > 1 else None}
+        calibration["memorisation"] = memorisation.calibrate(
+            best, extractor, arrays, copy_sample(config.data, dataset, count)) if count > 1 else None
         arrays["thumbs"].flush()
         feats.write_thumbnails(temporary, files, arrays["thumbs"])
         del arrays
