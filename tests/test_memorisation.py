@@ -1,4 +1,4 @@
-"""The memorisation flag sees copies: mirror-invariant, shift-robust features and a flag calibrated on the collection."""
+"""The memorisation flag sees copies: mirror-invariant, shift-robust features, a flag calibrated on the collection."""
 
 import json
 
