@@ -11,7 +11,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import cv2
 import numpy as np
 
 from installation import config as runtime_config
@@ -28,6 +30,10 @@ log = logging.getLogger("masquerade")
 # Keys and what they write into the control state (source "keyboard"). Toggles read the current value.
 TOGGLE_KEYS = {"f": "fps_overlay", "c": "captions", "u": "upscale", "space": "pause"}
 TRIGGER_KEYS = {"right": "next", "n": "next", "left": "previous", "p": "previous", "j": "jump"}
+# The `blend` control's top: each frame keeps at most this much of the last one. At 1.0 the picture would
+# never change again; 0.95 is a trail of about 20 frames that still reaches every new picture.
+MAX_SMEAR = 0.95
+DEFAULT_SCREENSHOT = "masquerade-{frame}.png"
 
 
 def initial_controls(config: runtime_config.RuntimeConfig) -> ControlState:
@@ -89,24 +95,33 @@ def predicted_latents(walker: Walker, times: np.ndarray) -> np.ndarray:
 
 
 class Stats:
+    """Frame rates over a window of `every` seconds: display flips (`fps`) and distinct pictures (`new_fps`)."""
+
     def __init__(self, clock: Callable[[], float], every: float):
         self.clock, self.every = clock, every
         self.started = self.window_start = clock()
-        self.frames = self.window_frames = 0
+        self.frames = self.window_frames = self.window_new_frames = 0
 
-    def frame(self, worker: RenderWorker) -> None:
+    def frame(self, worker: RenderWorker, new: bool = True) -> None:
         self.frames += 1
         self.window_frames += 1
+        self.window_new_frames += int(new)
         now = self.clock()
         if now - self.window_start >= self.every:
-            log.info("%.1f fps displayed, render %.1f ms, %d renders, %d stale requests dropped, %d render errors",
-                     self.fps, worker.latency * 1000, worker.renders, worker.dropped_requests, worker.failures)
-            self.window_start, self.window_frames = now, 0
+            log.info("%.1f fps displayed (%.1f new pictures a second), render %.1f ms, %d renders, %d stale "
+                     "requests dropped, %d render errors", self.fps, self.new_fps, worker.latency * 1000,
+                     worker.renders, worker.dropped_requests, worker.failures)
+            self.window_start, self.window_frames, self.window_new_frames = now, 0, 0
 
     @property
     def fps(self) -> float:
         elapsed = self.clock() - self.window_start
         return self.window_frames / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def new_fps(self) -> float:
+        elapsed = self.clock() - self.window_start
+        return self.window_new_frames / elapsed if elapsed > 0 else 0.0
 
 
 class Piece:
@@ -114,6 +129,7 @@ class Piece:
 
     def __init__(self, config: runtime_config.RuntimeConfig, bundle=None, display=None, controls=None,
                  clock: Callable[[], float] = time.monotonic):
+        from installation.osc import RateLimitedLog
         from installation.render import Renderer
         from models.bundle import load_bundle
 
@@ -128,8 +144,10 @@ class Piece:
         self.walker = Walker(walk_config(config, self.bundle.latent_dim), speed=config.speed)
         self.display = display
         self.stop_requested = threading.Event()
-        self.frames_shown = 0
-        self.new_frames = 0  # distinct rendered frames put on screen
+        self.frames_shown = 0  # display flips
+        self.new_frames = 0  # distinct pictures put on screen: what the status file and the stall watch count
+        self.last_new_frame_at = clock()
+        self.smeared: np.ndarray | None = None  # float accumulator of the `blend` control's trail
         self.stamp = self.shown_stamp = 0  # steering generation asked for / on screen (for latency probes)
         self.previous_controls: Snapshot | None = None
         self.pending_triggers: dict = {}
@@ -142,6 +160,7 @@ class Piece:
         self.first_frame_at = self.last_frame_at = 0.0
         self.stop_reason = "finished"
         self.health = Health(started=clock())
+        self.limited_log = RateLimitedLog(log, 30.0, clock=clock)
         self.log_startup()
 
     def log_startup(self) -> None:
@@ -168,9 +187,20 @@ class Piece:
             self.controls.set(parameter, not self.controls.get(parameter), "keyboard")
         elif name in TRIGGER_KEYS:
             self.controls.trigger(TRIGGER_KEYS[name], "keyboard")
-        elif name == "s" and self.display is not None:
-            pattern = self.config.screenshot or "masquerade-{frame}.png"
-            self.display.screenshot(pattern.format(frame=self.frames_shown))
+        elif name == "s":
+            self.screenshot()
+
+    def screenshot(self) -> None:
+        """Write the screen to the configured pattern (validated at start). A failed write (full disk, a folder
+        that cannot be made) is logged, rate-limited, and the show goes on."""
+        if self.display is None:
+            return
+        path = (self.config.screenshot or DEFAULT_SCREENSHOT).format(frame=self.frames_shown)
+        try:
+            self.display.screenshot(path)
+        except (OSError, RuntimeError) as error:  # pygame.error is a RuntimeError
+            self.limited_log.log(logging.WARNING, "screenshot", "screenshot %s not written: %s", path,
+                                 str(error) or type(error).__name__)
 
     def run(self) -> int:
         config = self.config
@@ -188,6 +218,7 @@ class Piece:
         heartbeat = Heartbeat(config.status_file, config.heartbeat_every, self.services.feedback, self.clock)
         fallback = self.fallback
         sd_notify("READY=1")
+        self.last_new_frame_at = self.clock()  # the stall clock starts now, not before the warm-up
         try:
             while not self.stop_requested.is_set():
                 now = self.clock()
@@ -208,10 +239,14 @@ class Piece:
                     if result is not None and (result.sequence, index) != (last_sequence, last_index):
                         frame_gap = 0.8 * frame_gap + 0.2 * max(interval, now - arrival)
                         arrival, last_sequence, last_index = now, result.sequence, index
-                        self.new_frames += 1
                         self.shown_stamp = result.stamp
                         self.target = result.frames[index]
-                    self.shown = self.compose(now - arrival, frame_gap, interval, controls)
+                    picture = self.compose(now - arrival, frame_gap, interval, controls)
+                    new = self.shown is None or (picture is not self.shown and not np.array_equal(picture, self.shown))
+                    self.shown = picture
+                    if new:
+                        self.new_frames += 1
+                        self.last_new_frame_at = now
                     if self.display is not None:
                         self.display.show(self.shown, self.overlay(controls, stats, worker), self.draw_extras)
                     self.frames_shown += 1
@@ -219,12 +254,12 @@ class Piece:
                         log.info("first frame on screen (%s backend)", self.bundle.backend)
                     self.first_frame_at = self.first_frame_at or now
                     self.last_frame_at = now
-                    stats.frame(worker)
-                    if config.screenshot_every and self.display is not None and \
-                            self.frames_shown % config.screenshot_every == 0:
-                        self.display.screenshot(config.screenshot.format(frame=self.frames_shown))
+                    stats.frame(worker, new)
+                    if config.screenshot_every and self.frames_shown % config.screenshot_every == 0:
+                        self.screenshot()
                     if config.frames and self.frames_shown >= config.frames:
                         break
+                self.watch_for_stall(now, controls)
                 caption = self.captions.after_frame(self.target, controls, now)
                 triggers, self.pending_triggers = self.pending_triggers, {}
                 self.services.after_frame(walk_state, stats.fps, self.captions.novelty, controls, triggers, caption)
@@ -233,8 +268,8 @@ class Piece:
             worker.stop()
             self.services.stop()
             self.captions.stop()
-            if self.display is not None and config.screenshot and self.shown is not None:
-                self.display.screenshot(config.screenshot.format(frame=self.frames_shown))
+            if config.screenshot and self.shown is not None:
+                self.screenshot()
             heartbeat.stopped(self.health_report(stats, worker, fallback), self.stop_reason)
         log.info("stopped after %d frames (%s)", self.frames_shown, self.stop_reason)
         return 0
@@ -270,10 +305,31 @@ class Piece:
         if self.stamp != stamp:
             self.request_frames(now, controls)
 
+    def watch_for_stall(self, now: float, controls: Snapshot) -> None:
+        """No new picture for `stall_seconds` while the walk moves is a fault: report it, then try a fresh start
+        of the picture path (a new render and no trail). A paused walk, speed 0 and the still fallback hold the
+        picture on purpose and restart the clock."""
+        health = self.health
+        if controls["pause"] or controls["speed"] == 0 or self.fallback.level == "still":
+            self.last_new_frame_at = now
+        still_for = now - self.last_new_frame_at
+        health.seconds_since_new_frame = still_for
+        stalled = still_for >= self.config.stall_seconds
+        if stalled and not health.stalled:
+            health.last_error = f"no new picture for {still_for:.1f} s while the walk is not paused"
+            log.error("stalled: %s; restarting the picture path", health.last_error)
+            self.smeared = None
+            self.stamp += 1
+        elif health.stalled and not stalled:
+            log.warning("new pictures again after a stall")
+        health.stalled = stalled
+
     def health_report(self, stats: Stats, worker: RenderWorker, fallback: Fallback) -> Health:
-        self.health.frames_shown, self.health.fps = self.frames_shown, stats.fps
+        self.health.frames_shown, self.health.display_fps = self.frames_shown, stats.fps
+        self.health.new_frames, self.health.fps = self.new_frames, stats.new_fps
         self.health.render_ms, self.health.render_failures = worker.latency * 1000, worker.failures
         self.health.fallback = fallback.level
+        self.health.osc = self.services.osc_status()
         self.health.last_error = worker.last_error or self.health.last_error
         return self.health
 
@@ -288,11 +344,18 @@ class Piece:
         return worker
 
     def compose(self, since_arrival: float, frame_gap: float, interval: float, controls: Snapshot) -> np.ndarray:
-        """The frame to put on screen: the newest render, cross-faded in when renders come slower than display."""
+        """The frame to put on screen: the newest render, cross-faded in when renders come slower than display,
+        trailed by the `blend` control. The trail is kept in floating point, so it reaches a still picture
+        exactly instead of stopping a few levels short of it, and never keeps more than MAX_SMEAR."""
         target = self.target
-        smear = float(controls["blend"])
+        smear = min(float(controls["blend"]), MAX_SMEAR)
         if smear > 0:
-            return blend(self.shown, target, 1.0 - smear)
+            if self.smeared is None or self.smeared.shape != target.shape:
+                self.smeared = target.astype(np.float32)
+            else:
+                cv2.addWeighted(self.smeared, smear, target.astype(np.float32), 1.0 - smear, 0.0, dst=self.smeared)
+            return np.rint(self.smeared).astype(np.uint8)
+        self.smeared = None
         if self.config.blend and frame_gap > 1.5 * interval and since_arrival < frame_gap:
             return blend(self.shown, target, min(1.0, (since_arrival + interval) / frame_gap))
         return target
@@ -305,7 +368,8 @@ class Piece:
         if webcam is not None and self.config.webcam_preview:
             from installation.webcam import draw_preview
 
-            draw_preview(screen, webcam.preview())
+            height = screen.get_height()  # sized for the screen: 320 px wide at 1080 lines
+            draw_preview(screen, webcam.preview(), size=max(64, height * 320 // 1080), margin=max(8, height // 60))
 
     def overlay(self, controls: Snapshot, stats: Stats, worker: RenderWorker) -> list[str]:
         if not controls["fps_overlay"]:
@@ -399,39 +463,86 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = runtime_config.resolve(args)
+        if not args.print_config and not args.check:
+            refuse_early(config)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.print_config:
         print(config.to_toml())
         return 0
-    if args.check:
-        from installation.kiosk import run_checks
-
-        return 1 if run_checks(config) else 0
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    from installation.display import Display, NoDisplayError
-    from installation.osc import OscStartError
-
-    piece = None
+    running: list[Piece] = []  # the piece, once built: from then on a signal asks it to stop
 
     def on_signal(signum, frame):
-        if piece is None:
-            raise SystemExit(128 + signum)
-        piece.request_stop(signum)
+        if not running:
+            raise Interrupted(signum)
+        running[0].request_stop(signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP (a closed terminal or ssh session) stops the piece like SIGTERM: status file written, exit 0.
+    for signum in STOP_SIGNALS:
         signal.signal(signum, on_signal)
     try:
-        piece = Piece(config)
-        piece.display = Display(windowed=config.windowed, size=(config.width, config.height),
-                                display_index=config.display, fit=config.fit, smooth=config.smooth_scaling,
-                                hide_cursor=config.hide_cursor)
+        if args.check:
+            from installation.kiosk import run_checks
+
+            return 1 if run_checks(config) else 0
+        return run_piece(config, running)
+    except Interrupted as interrupt:
+        print(f"interrupted by {interrupt} while starting; nothing shown", file=sys.stderr)
+        return 128 + interrupt.signum
+
+
+class Interrupted(Exception):
+    """A stop signal arrived before the piece was running (loading the model, --check)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def refuse_early(config: runtime_config.RuntimeConfig) -> None:
+    """What can be refused before loading the model and opening a window: a webcam video file that is not
+    there (a camera missing at run time is retried instead), an OSC port that must be free and is not."""
+    from installation.webcam import source_kind
+
+    source = config.webcam_config().source
+    if source_kind(source) == "file" and "%" not in source and not Path(source).is_file():
+        raise ValueError(f"webcam video file {source} does not exist (or is not a file); give a camera index, "
+                         "a video file, a stream URL or none")
+    if config.osc and config.require_osc:
+        from installation.kiosk import check_port
+
+        check_port(config)
+
+
+def run_piece(config: runtime_config.RuntimeConfig, running: list[Piece]) -> int:
+    """Build the piece, open the screen and run until stopped; 2 with one line when it cannot start."""
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    from installation.display import NoDisplayError
+    from installation.osc import OscStartError
+
+    display = None
+    try:
+        # The screen first: a machine that cannot show the piece says so at once, before the model loads.
+        display = open_display(config)
+        piece = Piece(config, display=display)
+        running.append(piece)
         return piece.run()
     except (ValueError, FileNotFoundError, NoDisplayError, OscStartError) as error:
         for line in error_lines(error):
             print(f"error: {line}", file=sys.stderr)
         return 2
     finally:
-        if piece is not None and piece.display is not None:
-            piece.display.close()
+        if display is not None:
+            display.close()
+
+
+def open_display(config: runtime_config.RuntimeConfig):
+    """The piece's screen as the configuration asks for it (also what `--check` opens)."""
+    from installation.display import Display
+
+    return Display(windowed=config.windowed, size=(config.width, config.height), display_index=config.display,
+                   fit=config.fit, smooth=config.smooth_scaling, hide_cursor=config.hide_cursor)

@@ -26,7 +26,8 @@ class Captions:
         from installation.provenance import CaptionStyle, open_captioner
 
         style = CaptionStyle(placement=config.caption_placement, font_path=config.caption_font or None,
-                             size=config.caption_size, duration=config.caption_duration,
+                             size=config.caption_size, body_size=config.caption_body_size,
+                             thumbnail_size=config.caption_thumbnail_size, duration=config.caption_duration,
                              fade=min(config.caption_fade, config.caption_duration / 2),
                              show_thumbnails=config.caption_thumbnails, k=config.caption_k,
                              language=config.caption_language)

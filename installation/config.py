@@ -10,6 +10,8 @@ import argparse
 import dataclasses
 import json
 import math
+import re
+import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +62,10 @@ class RuntimeConfig:
     osc: bool = setting(True, "control", "listen for OSC control messages")
     osc_host: str = setting("127.0.0.1", "control", "interface to listen on (0.0.0.0 for other machines)")
     osc_port: int = setting(9000, "control", "UDP port for OSC control", 1, 65535)
+    require_osc: bool = setting(False, "control", "exit at start (status 2) when the OSC port cannot be opened; "
+                                "otherwise the piece runs without OSC, says so, and retries the port")
+    osc_retry_seconds: float = setting(10.0, "control", "seconds between attempts to open an unavailable OSC port",
+                                       1.0, 3600.0)
     osc_prefix: str = setting("/masquerade", "control", "OSC address prefix")
     osc_allow: str = setting("", "control", "comma-separated sender addresses or networks to accept (empty: all)")
     feedback_host: str = setting("", "control", "send state, loop wraps and captions here over OSC (empty: off)")
@@ -78,7 +84,12 @@ class RuntimeConfig:
     caption_placement: str = setting("bottom-left", "captions", "where captions sit", choices=(
         "bottom-left", "bottom-right", "bottom-center", "top-left", "top-right"))
     caption_font: str = setting("", "captions", "a .ttf/.otf font file (empty: pygame's default font)")
-    caption_size: int = setting(24, "captions", "caption title size in pixels", 8, 200)
+    caption_size: int = setting(36, "captions", "height of the caption's title line in pixels on a 1080-line "
+                                "screen (all caption sizes scale with the screen height)", 8, 200)
+    caption_body_size: int = setting(24, "captions", "height of the caption's other lines in pixels at 1080 lines",
+                                     8, 200)
+    caption_thumbnail_size: int = setting(112, "captions", "side of the nearest-image thumbnails in pixels at 1080 "
+                                          "lines (at most the size the bundle's index stores)", 16, 512)
     caption_duration: float = setting(10.0, "captions", "seconds a caption stays, fades included", 1.0, 3600.0)
     caption_fade: float = setting(1.0, "captions", "seconds of fade in and out", 0.0, 60.0)
     caption_thumbnails: bool = setting(True, "captions", "show a strip of the nearest images")
@@ -88,6 +99,8 @@ class RuntimeConfig:
     status_file: str = setting("", "kiosk", "write a JSON status (fps, uptime, frames, last error) here")
     heartbeat_every: float = setting(5.0, "kiosk", "seconds between status writes, OSC heartbeats, watchdog pings",
                                      0.5, 3600.0)
+    stall_seconds: float = setting(10.0, "kiosk", "seconds without a new picture (walk not paused) before the "
+                                   "piece reports a stall and stops feeding the systemd watchdog", 1.0, 3600.0)
     failures_before_fallback: int = setting(3, "kiosk", "render failures in a row before falling back", 1, 1000)
     retry_seconds: float = setting(30.0, "kiosk", "seconds before a fallen-back piece retries the full pipeline",
                                    1.0, 86400.0)
@@ -102,6 +115,7 @@ class RuntimeConfig:
     def __post_init__(self):
         for spec in dataclasses.fields(self):
             validate(spec, getattr(self, spec.name))
+        check_screenshot_pattern(self.screenshot)
         self.webcam_config()
 
     def webcam_config(self):
@@ -131,6 +145,22 @@ class RuntimeConfig:
                     lines.append(f"{spec.name} = {toml_value(getattr(self, spec.name))}")
             lines.append("")
         return "\n".join(lines)
+
+
+def check_screenshot_pattern(pattern: str) -> None:
+    """Refuse at start a pattern that would fail at the first screenshot (`{fram}`, `{0}`, `{frame:s}`): its
+    only field is {frame}, with at most a zero-padded width."""
+    try:
+        fields = [(name, conversion, spec) for _, name, spec, conversion in string.Formatter().parse(pattern)
+                  if name is not None]
+        problem = next((f"field {{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+                        for name, conversion, spec in fields
+                        if name != "frame" or conversion or not re.fullmatch(r"(0?[1-9]?[0-9]?d?)", spec)), None)
+    except ValueError as error:
+        problem = str(error)
+    if problem:
+        raise ValueError(f"screenshot = {pattern!r} is not a usable file name pattern ({problem}); its only "
+                         "field is {frame}, e.g. shots/walk_{frame:05d}.png")
 
 
 def sections() -> list[str]:

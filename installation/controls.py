@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -29,6 +30,17 @@ KINDS = ("float", "int", "bool", "choice", "trigger")
 SOURCES = ("keyboard", "osc", "webcam")  # Highest precedence first.
 DEFAULT_HOLD_SECONDS = 10.0
 SEED_MAX = 2**31 - 1
+
+# Values arrive from the network: a repr of one must stay short and must not recurse into nested arrays.
+_BOUNDED_REPR = reprlib.Repr()
+_BOUNDED_REPR.maxlevel, _BOUNDED_REPR.maxstring, _BOUNDED_REPR.maxother, _BOUNDED_REPR.maxlong = 3, 60, 60, 40
+_BOUNDED_REPR.maxtuple = _BOUNDED_REPR.maxlist = _BOUNDED_REPR.maxdict = 6
+
+
+def short_repr(value: Any) -> str:
+    """A repr of an untrusted value bounded in length and depth (for log lines and error messages)."""
+    return _BOUNDED_REPR.repr(value)
+
 
 _TRUE_WORDS = frozenset({"true", "1", "on", "yes", "t"})
 _FALSE_WORDS = frozenset({"false", "0", "off", "no", "f"})
@@ -105,7 +117,7 @@ def _finite_number(parameter: Parameter, raw: Any) -> float | int:
     """Return raw as a Python int or float, rejecting bools, NaN, inf and non-numbers."""
     expected = f"expected a finite number in {parameter.describe_range()}"
     if _is_bool(raw):
-        raise ValueError(f"{parameter.name}: got boolean {raw!r}, {expected}")
+        raise ValueError(f"{parameter.name}: got boolean {short_repr(raw)}, {expected}")
     if isinstance(raw, numbers.Integral):
         return int(raw)
     if isinstance(raw, numbers.Real):
@@ -114,11 +126,11 @@ def _finite_number(parameter: Parameter, raw: Any) -> float | int:
         try:
             number = float(raw.strip())
         except ValueError:
-            raise ValueError(f"{parameter.name}: got {raw!r}, {expected}") from None
+            raise ValueError(f"{parameter.name}: got {short_repr(raw)}, {expected}") from None
     else:
-        raise ValueError(f"{parameter.name}: got {type(raw).__name__} {raw!r}, {expected}")
+        raise ValueError(f"{parameter.name}: got {type(raw).__name__} {short_repr(raw)}, {expected}")
     if not math.isfinite(number):
-        raise ValueError(f"{parameter.name}: got {raw!r}, {expected}")
+        raise ValueError(f"{parameter.name}: got {short_repr(raw)}, {expected}")
     return number
 
 
@@ -144,7 +156,7 @@ def coerce(parameter: Parameter, raw: Any) -> Any:
         if isinstance(raw, numbers.Real):
             number = float(raw)
             if math.isnan(number):
-                raise ValueError(f"{parameter.name}: got {raw!r}, expected {parameter.describe_range()}")
+                raise ValueError(f"{parameter.name}: got {short_repr(raw)}, expected {parameter.describe_range()}")
             return number != 0.0
         if isinstance(raw, str):
             word = raw.strip().lower()
@@ -152,7 +164,7 @@ def coerce(parameter: Parameter, raw: Any) -> Any:
                 return True
             if word in _FALSE_WORDS:
                 return False
-        raise ValueError(f"{parameter.name}: got {raw!r}, expected {parameter.describe_range()}")
+        raise ValueError(f"{parameter.name}: got {short_repr(raw)}, expected {parameter.describe_range()}")
     if kind == "choice":
         if isinstance(raw, str):
             word = raw.strip().lower()
@@ -164,7 +176,7 @@ def coerce(parameter: Parameter, raw: Any) -> Any:
             if number.is_integer() and 0 <= number < len(parameter.choices):
                 return parameter.choices[int(number)]
         raise ValueError(
-            f"{parameter.name}: got {raw!r}, expected one of {parameter.describe_range()} "
+            f"{parameter.name}: got {short_repr(raw)}, expected one of {parameter.describe_range()} "
             f"(or an index 0..{len(parameter.choices) - 1})"
         )
     raise ValueError(f"{parameter.name}: unknown kind {kind!r}")
@@ -204,7 +216,8 @@ PARAMETER_LIST: tuple[Parameter, ...] = (
     Parameter("captions", "bool", True, doc="Show provenance captions."),
     Parameter("caption_layer", "choice", "late", choices=("early", "late"),
               doc="Feature layer for provenance look-ups: early (texture) or late (motif)."),
-    Parameter("blend", "float", 0.0, 0.0, 1.0, doc="Frame blending (0 = off, 1 = maximum smear)."),
+    Parameter("blend", "float", 0.0, 0.0, 1.0,
+              doc="Frame trail (0 = off, 1 = longest: each frame keeps 95 % of the last, never all of it)."),
     Parameter("query", "trigger", doc="Ask the piece to send all current values back over OSC."),
     Parameter("fps_overlay", "bool", False, doc="Show the frames-per-second overlay."),
 )

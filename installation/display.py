@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +15,92 @@ import pygame  # noqa: E402
 
 log = logging.getLogger(__name__)
 
+# SDL drivers that show nothing: fine when asked for by name (tests, headless rendering), never as a fallback.
+HEADLESS_DRIVERS = ("offscreen", "dummy")
+HEADLESS_HINT = "or set SDL_VIDEODRIVER=dummy to render headless on purpose"
+
 
 class NoDisplayError(RuntimeError):
     """No screen to draw on: the message says how to get one."""
+
+
+def requested_drivers() -> list[str]:
+    """The SDL video drivers named in SDL_VIDEODRIVER (SDL accepts a comma-separated list), lower case."""
+    return [name.strip().lower() for name in os.environ.get("SDL_VIDEODRIVER", "").split(",") if name.strip()]
+
+
+def display_name() -> str:
+    names = [f"{variable}={os.environ[variable]!r}" for variable in ("DISPLAY", "WAYLAND_DISPLAY")
+             if os.environ.get(variable)]
+    return ", ".join(names) or "(none)"
+
+
+def start_video() -> str:
+    """Start SDL's video on a screen someone can see (or on a headless driver named in SDL_VIDEODRIVER); returns
+    the driver's name. Raises NoDisplayError with the problem and the fix in one line."""
+    # SDL's framebuffer flip (what pygame.display.flip uses for a software surface) goes through an OpenGL
+    # renderer when one is available. On Linux with Mesa that loads llvmpipe (swrast_dri.so), whose LLVM clashes
+    # with the LLVM that TensorFlow's libraries carry: the first flip segfaults, whatever the import order.
+    # The piece only blits surfaces, so SDL's plain X11 framebuffer (XShm) does the same job without OpenGL.
+    # SDL reads its hints from the environment; this must be set before the first window is created.
+    os.environ["SDL_FRAMEBUFFER_ACCELERATION"] = "0"
+    requested = requested_drivers()
+    if "wayland" in requested:
+        raise NoDisplayError(WAYLAND_ADVICE)  # before SDL starts: its Wayland start-up alone can crash
+    if not requested and sys.platform.startswith("linux"):
+        requested = [linux_driver()]
+        # Named, so that SDL neither probes Wayland (which prints its own complaints) nor falls back to a
+        # driver that shows nothing.
+        os.environ["SDL_VIDEODRIVER"] = requested[0]
+    try:
+        pygame.display.init()
+    except pygame.error as error:
+        pygame.display.quit()
+        raise NoDisplayError(
+            f"cannot open the display {display_name()} with SDL's {','.join(requested) or 'default'} driver "
+            f"({error}); start the X server, check DISPLAY and XAUTHORITY (may this user connect?), {HEADLESS_HINT}"
+        ) from None
+    driver = pygame.display.get_driver()
+    # A headless driver is fine as the first choice; reached as a fallback ("x11,offscreen"), nobody sees it.
+    first_choice = requested[0] if requested else None
+    if driver in HEADLESS_DRIVERS and driver != first_choice:
+        pygame.display.quit()
+        raise NoDisplayError(
+            f"cannot reach the display {display_name()}: SDL fell back to its {driver} driver, which shows nothing; "
+            f"start the X server, check DISPLAY and XAUTHORITY (may this user connect?), {HEADLESS_HINT}"
+        )
+    return driver
+
+
+# pygame's SDL 2.28 shows a software surface on Wayland only through OpenGL ES (it has no plain Wayland
+# framebuffer), and that is the GL that crashes beside TensorFlow; X11, and XWayland under a Wayland
+# compositor such as cage, has a plain framebuffer.
+WAYLAND_ADVICE = ("the piece runs through XWayland, not SDL's Wayland driver (which needs OpenGL, and Mesa's "
+                  "OpenGL crashes beside TensorFlow): enable XWayland in the compositor so that DISPLAY is set "
+                  "(cage: apt install xwayland) and use SDL_VIDEODRIVER=x11; see deploy/kiosk-session.md")
+
+
+def linux_driver() -> str:
+    """The SDL driver for an unconfigured Linux session: X11 (XWayland under Wayland), or why there is none."""
+    if os.environ.get("DISPLAY"):
+        return "x11"
+    if os.environ.get("WAYLAND_DISPLAY"):
+        raise NoDisplayError(f"a Wayland session without XWayland (WAYLAND_DISPLAY is set, DISPLAY is not): "
+                             f"{WAYLAND_ADVICE}")
+    raise NoDisplayError(
+        "no display: DISPLAY and WAYLAND_DISPLAY are not set; run the piece inside a desktop or kiosk session "
+        f"(deploy/kiosk-session.md), point DISPLAY at a running X server (e.g. DISPLAY=:0), {HEADLESS_HINT}"
+    )
+
+
+def screen_size(display_index: int) -> tuple[int, int]:
+    """The desktop size of monitor `display_index`; NoDisplayError naming the monitors when it does not exist."""
+    sizes = pygame.display.get_desktop_sizes()
+    if not 0 <= display_index < len(sizes):
+        found = ", ".join(f"{index} = {width}x{height}" for index, (width, height) in enumerate(sizes))
+        raise NoDisplayError(f"display {display_index} does not exist (this screen has {len(sizes)}: {found}); "
+                             f"pick one with --display")
+    return sizes[display_index]
 
 
 @dataclass(frozen=True)
@@ -45,29 +129,39 @@ def place(frame_size: tuple[int, int], screen_size: tuple[int, int], fit: str) -
 class Display:
     def __init__(self, *, windowed: bool, size: tuple[int, int], display_index: int = 0, fit: str = "letterbox",
                  smooth: bool = True, hide_cursor: bool = True, caption: str = "Masquerade"):
+        self.driver = start_video()
         try:
-            pygame.display.init()
             pygame.font.init()
+            # Fullscreen takes the chosen monitor's own size: pygame's (0, 0) would take the first monitor's.
             if windowed:
+                screen_size(display_index)
                 self.screen = pygame.display.set_mode(size, 0, display=display_index)
             else:
-                self.screen = pygame.display.set_mode((0, 0), pygame.FULLSCREEN, display=display_index)
+                self.screen = pygame.display.set_mode(screen_size(display_index), pygame.FULLSCREEN,
+                                                      display=display_index)
         except pygame.error as error:
             pygame.display.quit()
             raise NoDisplayError(
-                f"no display available ({error}); run from a desktop session, or headless with "
-                "`xvfb-run -a python run_installation.py`"
+                f"cannot open a {'window' if windowed else 'fullscreen'} on display {display_index} of "
+                f"{display_name()} with SDL's {self.driver} driver ({error}); check the session (deploy/OPERATOR.md)"
             ) from None
+        except NoDisplayError:
+            pygame.display.quit()
+            raise
         pygame.display.set_caption(caption)
+        self.screen.fill((0, 0, 0))  # black, not whatever the video memory held, while the model loads
+        pygame.display.flip()
         if hide_cursor and not windowed:
             pygame.mouse.set_visible(False)
         self.fit = fit
         self.smooth = smooth
-        self.font = pygame.font.Font(None, max(16, self.screen.get_height() // 40))
+        # The frame-rate overlay: pygame's default font at this nominal size draws lines of about 24 px at 1080.
+        self.font = pygame.font.Font(None, max(16, round(self.screen.get_height() * 34 / 1080)))
         self.cache_key = None
         self.scaled: pygame.Surface | None = None
-        log.info("display %s %dx%d (%s, driver %s)", "window" if windowed else "fullscreen",
-                 *self.screen.get_size(), fit, pygame.display.get_driver())
+        self.windowed, self.display_index = windowed, display_index
+        log.info("display %s %dx%d on monitor %d (%s, driver %s)", "window" if windowed else "fullscreen",
+                 *self.screen.get_size(), display_index, fit, self.driver)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -9,7 +9,13 @@ glide lasts ``seconds / K`` (the configured ``seconds_per_keyframe`` only scales
 Frames are rendered in batches and streamed to the bundled ffmpeg as raw RGB on its stdin from a writer
 thread (rendering and encoding overlap; memory stays flat whatever the length). The file is written under a
 hidden temporary name in the destination folder and renamed into place only after ffmpeg exited cleanly,
-so a crash, Ctrl-C or full disk never leaves a truncated file under the final name.
+so a crash, Ctrl-C or full disk never leaves a truncated file under the final name. Temporary names carry
+the writing process's id (`.loop.mp4.partial-<pid>-<random>`); an export that was killed outright (SIGKILL, a
+power cut) leaves one behind, and the next export to the same name removes it once its process is gone.
+
+Exit status: 0 written (a contact sheet that could not be written is reported on stderr; the video is kept),
+2 refused or failed with one line saying why (nothing left behind), 128 + N stopped by signal N (SIGINT,
+SIGTERM, SIGHUP; nothing left behind).
 
     python run_installation.py export --out loop.mp4 --seconds 60 --fps 30 --size 512 --keyframes 8 --seed 3
 """
@@ -70,7 +76,7 @@ class ExportError(RuntimeError):
 
 
 class ExportInterrupted(Exception):
-    """SIGINT or SIGTERM arrived during an export (raised by the CLI's signal handler)."""
+    """SIGINT, SIGTERM or SIGHUP arrived during an export (raised by the CLI's signal handler)."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -278,6 +284,63 @@ def _publish(temporary: Path, mode: int) -> None:
     os.chmod(temporary, mode & ~_UMASK)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STALE_PARTIAL_SECONDS = 6 * 3600  # a partial nobody has touched for this long is abandoned, whoever owns it
+
+
+def partial_prefix(target: Path) -> str:
+    """Hidden temporary name of `target` while it is written, with this process's id for stale clean-up."""
+    return f".{target.name}.partial-{os.getpid()}-"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_partials(target: Path, now: float | None = None) -> list[Path]:
+    """Remove what killed exports of `target` left behind: only our own temporary names beside it, and only
+    when the process that wrote one is gone or it has not been touched for STALE_PARTIAL_SECONDS (names from
+    before the id was added, or a recycled id). Returns what was removed."""
+    now = time.time() if now is None else now
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.partial-(?:(\d+)-)?[A-Za-z0-9_]+"
+                         rf"{re.escape(target.suffix)}")
+    removed = []
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or entry.is_symlink():
+            continue
+        try:
+            idle = now - entry.lstat().st_mtime
+        except OSError:
+            continue
+        owner = match.group(1)
+        owner_gone = owner is not None and int(owner) != os.getpid() and not _process_alive(int(owner))
+        if not (owner_gone or idle > STALE_PARTIAL_SECONDS):
+            continue
+        try:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError as error:
+            log.warning("could not remove %s left by an interrupted export: %s", entry, error)
+            continue
+        removed.append(entry)
+    if removed:
+        log.info("removed %d partial file(s) left by interrupted exports of %s", len(removed), target.name)
+    return removed
+
+
 def _disk_full_message(target: Path) -> str:
     return f"no space left on device while writing {target} (the partial file was removed)"
 
@@ -288,7 +351,7 @@ class FfmpegSink:
     def __init__(self, config: ExportConfig, ffmpeg: str):
         self.config = config
         out = config.out
-        handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.partial-", suffix=out.suffix, dir=out.parent)
+        handle, temporary = tempfile.mkstemp(prefix=partial_prefix(out), suffix=out.suffix, dir=out.parent)
         os.close(handle)
         self.temporary = Path(temporary)
         self.stderr = tempfile.TemporaryFile()
@@ -356,7 +419,7 @@ class PngSink:
     def __init__(self, config: ExportConfig):
         self.config = config
         out = config.out
-        self.temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        self.temporary = Path(tempfile.mkdtemp(prefix=partial_prefix(out), dir=out.parent))
         self.count = 0
 
     def write(self, frame: np.ndarray) -> None:
@@ -544,7 +607,7 @@ def contact_sheet(tiles: np.ndarray, labels: list[str]) -> np.ndarray:
 def write_png_atomic(path: Path, image: np.ndarray) -> None:
     from PIL import Image
 
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.partial-", suffix=".png", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=partial_prefix(path), suffix=".png", dir=path.parent)
     os.close(handle)
     try:
         Image.fromarray(image).save(temporary)
@@ -570,6 +633,7 @@ class ExportResult:
     height: int
     seconds: float  # wall-clock time the export took
     contact_sheet: Path | None = None
+    contact_sheet_error: str | None = None  # why an asked-for contact sheet was not written (the video was)
 
     @property
     def frames_per_second(self) -> float:
@@ -593,6 +657,9 @@ def export_loop(config: ExportConfig, renderer, walk: WalkConfig, *, ffmpeg: str
     ffmpeg = ffmpeg or (None if config.codec == "png" else ffmpeg_exe())
     check_output(config, ffmpeg)
     started = time.monotonic()
+    remove_stale_partials(config.out)
+    if config.contact_sheet:
+        remove_stale_partials(config.contact_sheet_path)
     times = loop_times(walk, config.seconds, config.fps)
     captions, sheet = keyframe_pass(config, renderer, walk, captioner)
 
@@ -624,10 +691,18 @@ def export_loop(config: ExportConfig, renderer, walk: WalkConfig, *, ffmpeg: str
         raise
     finally:
         bar.close()
+    sheet_error = None
     if sheet is not None:
-        write_png_atomic(config.contact_sheet_path, sheet)
+        # The video is written by now: a sheet that cannot be (full disk) is reported, and the video kept.
+        try:
+            write_png_atomic(config.contact_sheet_path, sheet)
+        except (OSError, ExportError) as error:
+            sheet_error = str(error) if isinstance(error, ExportError) else \
+                f"could not write {config.contact_sheet_path}: {error.strerror or error}"
+            log.warning("contact sheet not written: %s", sheet_error)
     return ExportResult(config.out, len(times), config.width, config.height, time.monotonic() - started,
-                        config.contact_sheet_path if sheet is not None else None)
+                        config.contact_sheet_path if sheet is not None and sheet_error is None else None,
+                        sheet_error)
 
 
 def keyframe_times(walk: WalkConfig) -> np.ndarray:
@@ -734,11 +809,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_signal(signum, frame):
         # A second Ctrl-C must not interrupt the clean-up the first one started.
-        for other in (signal.SIGINT, signal.SIGTERM):
+        for other in STOP_SIGNALS:
             signal.signal(other, signal.SIG_IGN)
         raise ExportInterrupted(signum)
 
-    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
     try:
         runtime, config = resolve(args)
         # Refuse what can be refused before loading the model and rendering anything.
@@ -771,4 +846,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {result.path}: {result.frames} frames {result.width}x{result.height}, {config.seconds:g} s at "
           f"{config.fps:g} fps, in {result.seconds:.1f} s ({result.frames_per_second:.1f} frames/s)"
           + (f"; contact sheet {result.contact_sheet}" if result.contact_sheet else ""))
+    if result.contact_sheet_error:
+        print(f"warning: contact sheet not written ({result.contact_sheet_error}); the video is complete",
+              file=sys.stderr)
     return 0

@@ -76,7 +76,7 @@ def inspect(bundle_dir, samples: int = 100, seed: int = 0, layers=("early", "lat
     }
     for layer in layers:
         rows, similarities = index.top_k(vectors[layer], layer, k)
-        threshold = index.nn_percentile(MEMORISATION_PERCENTILE, layer)
+        threshold = index.memorisation_threshold(layer, MEMORISATION_PERCENTILE)
         best = similarities[:, 0]
         for sample, sample_rows, sample_similarities in zip(report["samples"], rows, similarities, strict=True):
             novelty, percentile = index.novelty(float(sample_similarities[0]), layer)
@@ -88,7 +88,7 @@ def inspect(bundle_dir, samples: int = 100, seed: int = 0, layers=("early", "lat
                                for row, score in zip(sample_rows, sample_similarities, strict=True)],
             }
         report["summary"][layer] = {
-            "threshold_percentile": MEMORISATION_PERCENTILE,
+            "threshold_percentile": index.memorisation_percentile(MEMORISATION_PERCENTILE),
             "threshold_similarity": None if threshold is None else round(threshold, 5),
             "memorised_count": int((best > threshold).sum()) if threshold is not None else None,
             "memorised_share": round(float((best > threshold).mean()), 4) if threshold is not None else None,
@@ -134,9 +134,10 @@ def render_html(report: dict, frames: np.ndarray, index) -> str:
         f"<h1>Memorisation check: {escape(report['bundle'])}</h1>",
         f"<p>{len(report['samples'])} samples (keyframes 0..{len(report['samples']) - 1} of seed {report['seed']}), "
         f"{report['k']} nearest dataset images per layer, {escape(report['extractor'])} features. "
-        "A sample is flagged (red) when its best similarity exceeds the dataset's own nearest-neighbour "
-        f"{MEMORISATION_PERCENTILE}th percentile.</p>",
-        "<table id=\"summary\"><tr><th>layer</th><th>threshold (p95 similarity)</th><th>memorised share</th>"
+        "A sample is flagged (red) when, at any layer, its best similarity exceeds the dataset's own "
+        "nearest-neighbour similarity at the percentile the index calibrated (so that at most 5% of distinct "
+        "collection images would be flagged), mirrored and shifted copies included.</p>",
+        "<table id=\"summary\"><tr><th>layer</th><th>threshold (similarity)</th><th>memorised share</th>"
         "<th>mean best similarity</th><th>max best similarity</th></tr>",
     ]
     for layer, summary in report["summary"].items():
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     for layer, summary in report["summary"].items():
         share = summary["memorised_share"]
         print(f"{layer}: {'n/a' if share is None else f'{100 * share:.1f}%'} of samples above the dataset's own "
-              f"p{MEMORISATION_PERCENTILE} nearest-neighbour similarity ({summary['threshold_similarity']})")
+              f"p{summary['threshold_percentile']} nearest-neighbour similarity ({summary['threshold_similarity']})")
     print(f"report: {page}")
     return 0
 

@@ -160,6 +160,7 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
         f"- {index.get('count', 'no')} images, extractor {extractor.get('name', '-')}; layers "
         f"{layer_summary(extractor)}.",
     ]
+    lines += quality_section(manifest.get("quality") or {})
     for layer, summary in novelty.items():
         share = summary.get("memorised_share")
         lines.append(f"- Novelty at the {layer} layer ({summary.get('samples', 100)} samples, inspection tool): "
@@ -177,6 +178,26 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
     card = bundle_dir / "MODEL_CARD.md"
     card.write_text("\n".join(lines))
     return card
+
+
+def quality_section(quality: dict) -> list[str]:
+    """The quality command's figures (stored in the manifest by `python -m training quality --record`)."""
+    from training.quality import format_table
+
+    if not quality:
+        return ["", "## Quality", "", "- Not measured: run `python -m training quality --model BUNDLE --record` "
+                "(and `--display` for upscaled frames)."]
+    lines = ["", "## Quality", "",
+             "Figures of `python -m training quality` (multi-scale sliced Wasserstein distance, spectra, diversity, "
+             "memorisation), each beside the same figure for two halves of the collection: what \"as good as "
+             "real\" is."]
+    for key, title in (("generator", "At the generator's resolution"), ("display", "At the display size, upscaled")):
+        report = quality.get(key)
+        if report:
+            lines += ["", f"{title}: {report['samples']} frames at {report['size']} px against "
+                      f"{report['collection_images']} collection images, seed {report['seed']}.", "",
+                      *format_table(report)]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,8 @@ thread: no thread per packet, no sleeping.
 Why our own parser rather than `pythonosc.osc_packet.OscPacket`: python-osc 1.10 loops forever on a
 bundle whose element size is negative (a 20-byte packet stops the server for good), lets
 UnicodeDecodeError escape from string arguments, and writes warnings to the root logger for unknown
-type tags. `parse_packet` is small, iterative and bounded, and raises only `OscParseError`.
+type tags. `parse_packet` is small, iterative and bounded (bundle and array nesting alike: a deeply nested
+array would otherwise make every later repr of the value recurse), and raises only `OscParseError`.
 python-osc is still used for everything it does well: building and sending messages (`OscFeedback`,
 `installation.osc_send`) and in the tests.
 
@@ -39,7 +40,7 @@ import numpy as np
 from pythonosc.osc_message_builder import BuildError, OscMessageBuilder
 from pythonosc.udp_client import UDPClient
 
-from installation.controls import ControlState
+from installation.controls import ControlState, short_repr
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ SOURCE = "osc"
 
 MAX_DATAGRAM = 65536
 MAX_BUNDLE_DEPTH = 8
+MAX_ARRAY_DEPTH = 8
 _NTP_TO_UNIX = 2208988800  # Seconds from 1900-01-01 (NTP epoch) to 1970-01-01.
 _IMMEDIATELY = 1  # The OSC time tag 0x00000000_00000001.
 _BUNDLE_HEADER = b"#bundle\x00"
@@ -152,6 +154,8 @@ def parse_message(data: bytes, timetag: float | None = None) -> OscMessage:
         elif tag in "rm":
             value, index = _read(data, index, ">I", 4)
         elif tag == "[":
+            if len(stack) > MAX_ARRAY_DEPTH:
+                raise OscParseError(f"arrays nested deeper than {MAX_ARRAY_DEPTH}")
             stack.append([])
             continue
         elif tag == "]":
@@ -261,6 +265,7 @@ class OscStats:
     applied: values written to the control state (clamped: of which were clamped); held: ignored because
     the keyboard holds the parameter; repeats: repeated trigger/seed values ignored as one press;
     unknown: unknown addresses or names; invalid: values of the wrong type, NaN or inf.
+    internal_errors: datagrams whose handling raised an unexpected exception (a bug; should stay 0).
     """
 
     received: int = 0
@@ -273,6 +278,7 @@ class OscStats:
     not_allowed: int = 0
     unknown: int = 0
     invalid: int = 0
+    internal_errors: int = 0
 
     @property
     def dropped(self) -> int:
@@ -283,8 +289,26 @@ class OscStats:
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def plain_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address):
+    """An IPv4-mapped IPv6 address (::ffff:a.b.c.d, how a dual-stack socket sees IPv4 senders) as plain IPv4."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def plain_network(network: Network) -> Network:
+    """An allowlist entry inside ::ffff:0:0/96 as the IPv4 network it stands for, so both spellings match."""
+    mapped = ipaddress.ip_network("::ffff:0:0/96")
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(mapped):
+        return ipaddress.ip_network((network.network_address.ipv4_mapped, network.prefixlen - 96))
+    return network
+
+
 def parse_allowlist(entries: Iterable[str] | None) -> tuple[Network, ...]:
-    """Turn addresses or networks ("192.168.1.20", "10.0.0.0/24") into networks; raises ValueError."""
+    """Turn addresses or networks ("192.168.1.20", "10.0.0.0/24") into networks; raises ValueError.
+
+    IPv4-mapped entries (::ffff:192.168.1.20) become IPv4, and senders are compared the same way, so an IPv4
+    entry matches an IPv4 sender whether the socket is IPv4 or dual-stack (--osc-host ::)."""
     if entries is None:
         return ()
     if isinstance(entries, str):
@@ -292,7 +316,7 @@ def parse_allowlist(entries: Iterable[str] | None) -> tuple[Network, ...]:
     networks = []
     for entry in entries:
         try:
-            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            networks.append(plain_network(ipaddress.ip_network(entry.strip(), strict=False)))
         except ValueError:
             raise ValueError(
                 f"OSC allowlist entry {entry!r} is not an IP address or network "
@@ -359,13 +383,18 @@ class OscServer:
         if self._thread is not None:
             raise OscStartError("OSC server already started")
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock = None
         try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
             # A bigger receive buffer absorbs bursts from a controller while the loop catches up.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            if family == socket.AF_INET6 and self.host.split("%", 1)[0] == "::":
+                # "::" means every interface, IPv4 included, whatever the system's bindv6only default.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.bind((self.host, self._requested_port))
         except OSError as error:
-            sock.close()
+            if sock is not None:
+                sock.close()
             where = f"OSC port {self._requested_port} on {self.host}"
             if error.errno == errno.EADDRINUSE:
                 message = f"{where} is already in use; choose another with --osc-port"
@@ -449,6 +478,7 @@ class OscServer:
             try:
                 self.handle_datagram(bytes(buffer[:size]), sender[0])
             except Exception:
+                self._count("internal_errors")
                 # Last-resort boundary: the specific failures (parse errors, bad values, unknown names)
                 # are handled inside handle_datagram; anything else is a bug, and one bad packet must not
                 # silence the piece's controls for the rest of the night.
@@ -462,7 +492,7 @@ class OscServer:
         verdict = self._sender_verdicts.get(sender)
         if verdict is None:
             try:
-                address = ipaddress.ip_address(sender.split("%", 1)[0])
+                address = plain_address(ipaddress.ip_address(sender.split("%", 1)[0]))
                 verdict = any(address in network for network in self._allowed)
             except ValueError:
                 verdict = False
@@ -522,7 +552,7 @@ class OscServer:
                     self._limited.log(logging.WARNING, ("unknown", address, name),
                                       "unknown OSC parameter name %r in %s ignored", name[:100], address)
                 else:
-                    self._invalid(address, f"expected a parameter name at position {index}, got {name!r}")
+                    self._invalid(address, f"expected a parameter name at position {index}, got {short_repr(name)}")
                 index += 2
                 continue
             if index + 1 < len(args):
@@ -561,7 +591,7 @@ class OscServer:
 
 
 def _show(args: tuple[Any, ...]) -> str:
-    text = " ".join(repr(arg) for arg in args)
+    text = " ".join(short_repr(arg) for arg in args[:8])
     return text if len(text) <= 120 else text[:117] + "..."
 
 

@@ -13,6 +13,7 @@ best match is weaker than 80% of those within-dataset nearest-neighbour pairs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -42,19 +43,36 @@ PLACEMENTS = ("bottom-left", "bottom-right", "top-left", "top-right", "bottom-ce
 LABEL_PRESETS: Mapping[str, Mapping[str, str]] = MappingProxyType({
     "en": MappingProxyType({
         "similar_to": "closest to",
-        "similarity": "similarity",
+        "similarity": "similarity",  # the one-line text for OSC feedback and logs (operators), not the screen
         "novelty": "novelty",
-        "more_novel_than": "more novel than {percent}% of the collection's own closest pairs",
         "untitled": "Untitled",
+        # What visitors read: the resemblance in words, judged against the collection's own closest pairs.
+        "resemblance_copy": "almost a copy of it",
+        "resemblance_strong": "a strong resemblance",
+        "resemblance_clear": "a clear resemblance",
+        "resemblance_faint": "a faint resemblance",
+        "resemblance_none": "like nothing in the collection",
     }),
     "fr": MappingProxyType({
         "similar_to": "le plus proche de",
         "similarity": "similarité",
         "novelty": "nouveauté",
-        "more_novel_than": "plus nouveau que {percent} % des paires les plus proches de la collection",
         "untitled": "Sans titre",
+        "resemblance_copy": "presque une copie",
+        "resemblance_strong": "une forte ressemblance",
+        "resemblance_clear": "une ressemblance nette",
+        "resemblance_faint": "une ressemblance lointaine",
+        "resemblance_none": "rien de semblable dans la collection",
     }),
 })
+# (upper bound of "more novel than X% of the collection's own closest pairs", label): a frame closer to its
+# match than 95% of the collection's images are to theirs is nearly a copy; one beyond all of them is new.
+RESEMBLANCE_BANDS = ((5.0, "resemblance_copy"), (35.0, "resemblance_strong"), (75.0, "resemblance_clear"),
+                     (99.0, "resemblance_faint"))
+# Without a calibration curve: bands of the raw cosine similarity instead.
+SIMILARITY_BANDS = ((0.98, "resemblance_copy"), (0.93, "resemblance_strong"), (0.85, "resemblance_clear"),
+                    (0.7, "resemblance_faint"))
+REFERENCE_HEIGHT = 1080  # caption sizes are given for a screen this many pixels high and scale with it
 
 
 # --------------------------------------------------------------------------------------------------
@@ -73,7 +91,7 @@ class ProvenanceIndex:
     """A bundle's provenance index: unit feature rows per layer, records, thumbnails and calibration."""
 
     def __init__(self, path: Path, info: dict, features: Mapping[str, np.ndarray], ids: np.ndarray,
-                 records: list[dict], thumbs: np.ndarray, calibration: dict,
+                 records: list[dict], thumbs, calibration: dict,
                  float32_budget: int = DEFAULT_FLOAT32_BUDGET, discriminator: Path | None = None,
                  checked: bundle_format.IndexFiles | None = None):
         self.path = Path(path)
@@ -83,7 +101,7 @@ class ProvenanceIndex:
         self.stored = dict(features)  # float16, usually memory-mapped
         self.ids = ids
         self.records = records
-        self.thumbs = thumbs
+        self.thumbs = thumbs  # feats.Thumbnails, or a uint8 (N, t, t, 3) array for format 1 indexes
         self.calibration = calibration
         # float16 -> float32 conversion costs more than the dot products, so small indexes keep a float32 copy.
         self.dense: dict[str, np.ndarray] = {}
@@ -113,7 +131,7 @@ class ProvenanceIndex:
         files, info = checked.files, dict(checked.info)
         stored = {layer: np.load(files[layer], mmap_mode="r") for layer in feats.LAYERS}
         ids = np.load(files["ids"])
-        thumbs = np.load(files["thumbs"], mmap_mode="r")
+        thumbs = feats.load_thumbnails(checked.folder, {key: path.name for key, path in files.items()})
         records = bundle_format.read_json(files["records"], "rebuild the index")
         calibration = bundle_format.read_json(files["calibration"], "rebuild the index")
         if not isinstance(records, list) or len(records) != int(info["count"]) or not isinstance(calibration, dict):
@@ -152,18 +170,19 @@ class ProvenanceIndex:
         from models import features
 
         described = self.info["extractor"]
+        invariance = features.Invariance.from_description(described.get("invariance"))
         if described["name"] == "discriminator":
             if self.discriminator is None:
                 raise ValueError(f"the index in {self.path} names no discriminator file; rebuild the index")
             model = bundle_format.load_model(self.discriminator)
-            extractor = features.build_extractor("discriminator", discriminator=model)
+            extractor = features.build_extractor("discriminator", discriminator=model, invariance=invariance)
             if dict(extractor.dims) != self.dims:
                 raise bundle_format.BundleError(
                     f"{self.discriminator} gives features of {dict(extractor.dims)} but {self.path / feats.INDEX_INFO} "
                     f"says dims {self.dims}; rebuild the index with `python -m training index`")
         else:
             extractor = features.build_extractor("vgg16", vgg_weights=vgg_weights,
-                                                 input_size=described["input_size"])
+                                                 input_size=described["input_size"], invariance=invariance)
             expected = described.get("weights_sha256")
             if expected and feats.file_sha256(extractor.weights_path) != expected:
                 raise ValueError(f"{extractor.weights_path} is not the VGG16 weights file the index was built with")
@@ -232,13 +251,26 @@ class ProvenanceIndex:
         below = float(np.interp(best_similarity, curve, np.arange(101, dtype=np.float64)))
         return novelty, round(100.0 - below, 1)
 
+    def memorisation_percentile(self, fallback: float) -> float:
+        """The percentile the index calibrated its memorisation flag at (older indexes: `fallback`)."""
+        calibrated = self.calibration.get("memorisation") or {}
+        return float(calibrated.get("percentile", fallback))
+
+    def memorisation_threshold(self, layer: str, fallback_percent: float) -> float | None:
+        """The similarity above which a frame counts as a copy at `layer`: the calibrated threshold (any-layer rule,
+        at most 5% of distinct collection images flagged), or the `fallback_percent` percentile of older indexes."""
+        calibrated = (self.calibration.get("memorisation") or {}).get("thresholds") or {}
+        if self.check_layer(layer) in calibrated:
+            return float(calibrated[layer])
+        return self.nn_percentile(fallback_percent, layer)
+
     def nn_percentile(self, percent: float, layer: str) -> float | None:
         """The dataset's own nearest-neighbour similarity at `percent` (e.g. 95 -> the memorisation threshold)."""
         values = self.calibration.get(self.check_layer(layer), {}).get("percentiles")
         return None if values is None else float(np.interp(percent, np.arange(101), values))
 
     def thumbnails(self, rows: Sequence[int]) -> np.ndarray:
-        return np.asarray(self.thumbs[np.asarray(rows, np.int64)])
+        return np.asarray(self.thumbs[np.asarray(rows, np.int64)], np.uint8)
 
 
 def _increasing(values) -> np.ndarray | None:
@@ -268,14 +300,19 @@ class Caption:
         return self.neighbours[0]
 
     def lines(self, labels: Mapping[str, str]) -> list[str]:
-        scores = f"{labels['similarity']} {self.similarity:.2f} · {labels['novelty']} {self.novelty:.2f}"
+        """What visitors read: "closest to", the title, culture and material, and the resemblance in words."""
         lines = [labels["similar_to"], self.title]
         if self.attributes:
             lines.append(self.attributes)
-        lines.append(scores)
-        if self.percentile is not None:
-            lines.append(labels["more_novel_than"].format(percent=f"{self.percentile:.0f}"))
+        lines.append(labels[self.resemblance])
         return lines
+
+    @property
+    def resemblance(self) -> str:
+        """The label key of how closely the frame resembles its best match (resemblance_copy ... _none)."""
+        if self.percentile is not None:
+            return next((key for limit, key in RESEMBLANCE_BANDS if self.percentile <= limit), "resemblance_none")
+        return next((key for limit, key in SIMILARITY_BANDS if self.similarity >= limit), "resemblance_none")
 
     def text(self, labels: Mapping[str, str] = LABEL_PRESETS["en"]) -> str:
         """One line, for OSC feedback and logs."""
@@ -439,37 +476,40 @@ class ProvenanceWorker:
 
 @dataclass(frozen=True)
 class CaptionStyle:
-    """How captions look. labels override the `language` preset's wording key by key."""
+    """How captions look. Sizes are line heights and edges in pixels as drawn; `at_height` scales a style given
+    for a REFERENCE_HEIGHT screen to another. labels override the `language` preset's wording key by key."""
 
     placement: str = "bottom-left"
     font_path: str | None = None  # None: pygame's default font
-    size: int = 24  # title size in pixels; other lines are 3/4 of it
+    size: int = 36  # height of the title's line in pixels
+    body_size: int = 24  # height of the other lines
     duration: float = 10.0  # seconds a caption stays, fades included; math.inf keeps it up
     fade: float = 1.0  # seconds of fade in and of fade out
     show_thumbnails: bool = True
     k: int = 5  # neighbours looked up, and thumbnails shown
-    thumbnail_size: int = 56
-    margin: int = 24
+    thumbnail_size: int = 112
+    margin: int = 32
     language: str = "en"
     labels: Mapping[str, str] | None = None
     text_color: tuple[int, int, int] = (240, 236, 228)
-    background: tuple[int, int, int, int] = (0, 0, 0, 150)
+    background: tuple[int, int, int, int] = (0, 0, 0, 160)
 
     def __post_init__(self):
         if self.placement not in PLACEMENTS:
             raise ValueError(f"caption placement {self.placement!r} is not one of {', '.join(PLACEMENTS)}")
         if self.font_path is not None and not Path(self.font_path).expanduser().is_file():
             raise FileNotFoundError(f"caption font {self.font_path} does not exist; give a .ttf/.otf file or none")
-        if not 8 <= self.size <= 200:
-            raise ValueError(f"caption size {self.size} is outside the allowed range 8..200")
+        for name in ("size", "body_size"):
+            if not 6 <= getattr(self, name) <= 400:
+                raise ValueError(f"caption {name} {getattr(self, name)} is outside the allowed range 6..400")
         if not self.duration > 0:
             raise ValueError(f"caption duration {self.duration} must be positive (math.inf keeps captions up)")
         if not 0 <= self.fade <= self.duration / 2:
             raise ValueError(f"caption fade {self.fade} must be in 0..duration/2 ({self.duration / 2})")
         if not 1 <= self.k <= 24:
             raise ValueError(f"caption k {self.k} is outside the allowed range 1..24")
-        if not 8 <= self.thumbnail_size <= 512:
-            raise ValueError(f"thumbnail_size {self.thumbnail_size} is outside the allowed range 8..512")
+        if not 8 <= self.thumbnail_size <= 1024:
+            raise ValueError(f"thumbnail_size {self.thumbnail_size} is outside the allowed range 8..1024")
         if self.language not in LABEL_PRESETS:
             raise ValueError(f"caption language {self.language!r} is not one of {', '.join(LABEL_PRESETS)}")
         unknown = set(self.labels or {}) - set(LABEL_PRESETS["en"])
@@ -479,9 +519,18 @@ class CaptionStyle:
         object.__setattr__(self, "labels", MappingProxyType(merged))
 
     def __hash__(self):
-        return hash((self.placement, self.font_path, self.size, self.duration, self.fade, self.show_thumbnails,
-                     self.k, self.thumbnail_size, self.margin, self.language, tuple(sorted(self.labels.items())),
-                     self.text_color, self.background))
+        return hash((self.placement, self.font_path, self.size, self.body_size, self.duration, self.fade,
+                     self.show_thumbnails, self.k, self.thumbnail_size, self.margin, self.language,
+                     tuple(sorted(self.labels.items())), self.text_color, self.background))
+
+    def at_height(self, screen_height: int) -> CaptionStyle:
+        """This style, given for a REFERENCE_HEIGHT screen, in pixels for a screen `screen_height` high: a caption
+        takes the same share of a 720p, 1080p or 4K screen."""
+        scale = screen_height / REFERENCE_HEIGHT
+        return dataclasses.replace(self, size=max(6, round(self.size * scale)),
+                                   body_size=max(6, round(self.body_size * scale)),
+                                   thumbnail_size=max(8, round(self.thumbnail_size * scale)),
+                                   margin=round(self.margin * scale), labels=dict(self.labels))
 
 
 def caption_alpha(age_seconds: float, duration: float, fade: float) -> float:
@@ -494,44 +543,74 @@ def caption_alpha(age_seconds: float, duration: float, fade: float) -> float:
 
 
 @functools.lru_cache(maxsize=16)
-def _font(path: str | None, size: int):
+def _font(path: str | None, height: int):
+    """A font whose lines are `height` pixels high (pygame's sizes are nominal: its default font's "24" draws
+    17-pixel lines)."""
     import pygame
 
     if not pygame.font.get_init():
         pygame.font.init()
-    return pygame.font.Font(path, size)
+    probe = pygame.font.Font(path, height)
+    size = max(1, round(height * height / max(1, probe.get_height())))
+    font = pygame.font.Font(path, size)
+    while font.get_height() < height:
+        size += 1
+        font = pygame.font.Font(path, size)
+    return font
+
+
+def wrap(text: str, font, width: int) -> list[str]:
+    """`text` broken at spaces into lines no wider than `width` pixels (a single overlong word is cut)."""
+    lines: list[str] = []
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and font.size(candidate)[0] <= width:
+            lines[-1] = candidate
+            continue
+        while font.size(word)[0] > width and len(word) > 1:
+            cut = len(word) - 1
+            while cut > 1 and font.size(word[:cut] + "…")[0] > width:
+                cut -= 1
+            word = word[:cut] + "…"
+        lines.append(word)
+    return lines or [""]
 
 
 @dataclass
 class _Panel:
-    caption: Caption | None = None
-    style: CaptionStyle | None = None
-    thumbnails: object = None
+    key: tuple | None = None
     surface: object = None
+    held: tuple = ()  # the caption and thumbnails of `key`, kept alive so that their ids stay theirs
 
 
 _panel_cache = _Panel()
 
 
-def render_panel(caption: Caption, style: CaptionStyle, thumbnails=None):
-    """The caption as an opaque-alpha pygame Surface (text lines over a translucent box, then thumbnails)."""
+def render_panel(caption: Caption, style: CaptionStyle, thumbnails=None, max_size: tuple[int, int] | None = None):
+    """The caption as an opaque-alpha pygame Surface (text lines over a translucent box, then thumbnails), no
+    wider or taller than `max_size`: long lines wrap, thumbnails that do not fit are left out, never cut."""
     import pygame
 
-    title_font = _font(style.font_path, style.size)
-    small_font = _font(style.font_path, max(8, round(style.size * 0.75)))
-    lines = caption.lines(style.labels)
-    rendered = [(small_font if index != 1 else title_font).render(line, True, style.text_color)
-                for index, line in enumerate(lines)]
+    title_font, body_font = _font(style.font_path, style.size), _font(style.font_path, style.body_size)
+    pad, gap = max(4, style.body_size // 2), max(2, style.body_size // 6)
+    max_width, max_height = max_size or (1 << 15, 1 << 15)
+    text_width = max(1, max_width - 2 * pad)
+    rendered = []
+    for index, line in enumerate(caption.lines(style.labels)):
+        font = title_font if index == 1 else body_font
+        rendered += [font.render(part, True, style.text_color) for part in wrap(line, font, text_width)]
     thumbs = []
-    if style.show_thumbnails and thumbnails is not None:
-        for thumb in list(thumbnails)[: style.k]:
+    side = thumbnail_side(style, thumbnails)
+    text_height = sum(text.get_height() + gap for text in rendered) + 2 * pad
+    fits = max(0, (text_width + gap) // (side + gap))
+    if style.show_thumbnails and thumbnails is not None and text_height + side + gap <= max_height:
+        for thumb in list(thumbnails)[: min(style.k, fits)]:
             thumb = np.ascontiguousarray(thumb, np.uint8)
             image = pygame.image.frombuffer(thumb.tobytes(), (thumb.shape[1], thumb.shape[0]), "RGB")
-            thumbs.append(pygame.transform.smoothscale(image, (style.thumbnail_size, style.thumbnail_size)))
-    pad, gap = max(6, style.size // 3), max(2, style.size // 8)
-    strip = len(thumbs) * style.thumbnail_size + max(0, len(thumbs) - 1) * gap
-    width = max([text.get_width() for text in rendered] + [strip]) + 2 * pad
-    height = sum(text.get_height() + gap for text in rendered) + (style.thumbnail_size + gap if thumbs else 0) + 2 * pad
+            thumbs.append(pygame.transform.smoothscale(image, (side, side)) if side != thumb.shape[0] else image)
+    strip = len(thumbs) * side + max(0, len(thumbs) - 1) * gap
+    width = min(max_width, max([text.get_width() for text in rendered] + [strip]) + 2 * pad)
+    height = min(max_height, text_height + (side + gap if thumbs else 0))
     panel = pygame.Surface((width, height), pygame.SRCALPHA)
     panel.fill(style.background)
     y = pad
@@ -539,8 +618,15 @@ def render_panel(caption: Caption, style: CaptionStyle, thumbnails=None):
         panel.blit(text, (pad, y))
         y += text.get_height() + gap
     for index, thumb in enumerate(thumbs):
-        panel.blit(thumb, (pad + index * (style.thumbnail_size + gap), y + gap // 2))
+        panel.blit(thumb, (pad + index * (side + gap), y))
     return panel
+
+
+def thumbnail_side(style: CaptionStyle, thumbnails=None) -> int:
+    """The side thumbnails are drawn at: the style's, but at most what the index stores (enlarged ones would only
+    be blurred; `python -m training index --thumb-size` stores larger ones)."""
+    stored = None if thumbnails is None else int(np.asarray(thumbnails).shape[1])
+    return min(style.thumbnail_size, stored or style.thumbnail_size)
 
 
 def panel_position(placement: str, panel_size: tuple[int, int], surface_size: tuple[int, int], margin: int):
@@ -555,18 +641,22 @@ def draw_caption(surface, caption: Caption | None, style: CaptionStyle, age_seco
     """Paint `caption` onto a pygame Surface, faded by its age; returns the Rect drawn, or None when invisible.
 
     thumbnails: uint8 (k, t, t, 3) images of the neighbours (ProvenanceIndex.thumbnails), or None.
-    The panel is rendered once per caption and reused while only its opacity changes.
+    The panel stays inside the surface, `style.margin` from its edges, and is rendered once per caption and
+    reused while only its opacity changes.
     """
     alpha = caption_alpha(age_seconds, style.duration, style.fade)
     if caption is None or alpha <= 0:
         return None
     cache = _panel_cache
-    if cache.caption is not caption or cache.style != style or cache.thumbnails is not thumbnails:
-        cache.surface = render_panel(caption, style, thumbnails)
-        cache.caption, cache.style, cache.thumbnails = caption, style, thumbnails
+    surface_size = surface.get_size()
+    key = (id(caption), style, id(thumbnails), surface_size)
+    if cache.key != key:
+        room = (max(1, surface_size[0] - 2 * style.margin), max(1, surface_size[1] - 2 * style.margin))
+        cache.surface, cache.key = render_panel(caption, style, thumbnails, room), key
+        cache.held = (caption, thumbnails)
     panel = cache.surface
     panel.set_alpha(round(255 * alpha))
-    position = panel_position(style.placement, panel.get_size(), surface.get_size(), style.margin)
+    position = panel_position(style.placement, panel.get_size(), surface_size, style.margin)
     return surface.blit(panel, position)
 
 
@@ -580,6 +670,7 @@ class CaptionOverlay:
     caption: Caption | None = None
     since: float = -math.inf
     thumbnails: np.ndarray | None = None
+    scaled: tuple[int, CaptionStyle] | None = None  # (screen height, style in its pixels)
 
     def update(self, caption: Caption | None, now: float) -> bool:
         """Take the worker's newest caption; True when a new one starts (e.g. to send it over OSC)."""
@@ -594,4 +685,8 @@ class CaptionOverlay:
         return starts
 
     def draw(self, surface, now: float):
-        return draw_caption(surface, self.caption, self.style, now - self.since, self.thumbnails)
+        """Draw at sizes for this surface's height (the style is given for a REFERENCE_HEIGHT screen)."""
+        height = surface.get_height()
+        if self.scaled is None or self.scaled[0] != height:
+            self.scaled = (height, self.style.at_height(height))
+        return draw_caption(surface, self.caption, self.scaled[1], now - self.since, self.thumbnails)

@@ -17,20 +17,18 @@ class Services:
         self.config, self.controls, self.clock = config, controls, clock
         self.osc = self.feedback = self.webcam = None
         self.allow = [part.strip() for part in config.osc_allow.split(",") if part.strip()] or None
+        self.osc_problem: str | None = None  # why OSC is not listening, while the port is retried
+        self.osc_retry_at = 0.0
         self.wraps = 0
         self.last_feedback = -float("inf")
         self.last_caption = ""
 
     def start(self) -> Services:
-        """Start what the configuration asks for; a busy port raises with a one-line reason."""
+        """Start what the configuration asks for. An OSC port that cannot be opened raises only with
+        `require_osc`; otherwise the piece runs without OSC and `ensure_alive` retries the port."""
         config = self.config
         if config.osc:
-            from installation.osc import OscServer
-
-            self.osc = OscServer(self.controls, config.osc_host, config.osc_port, config.osc_prefix,
-                                 allowlist=self.allow).start()
-            log.info("OSC control on %s:%d%s, prefix %s", config.osc_host, self.osc.port,
-                     f" from {', '.join(self.allow)}" if self.allow else "", config.osc_prefix)
+            self.start_osc()
         if config.feedback_host:
             from installation.osc import OscFeedback
 
@@ -63,19 +61,54 @@ class Services:
             self.feedback.send_caption(caption)
             self.last_caption = caption
 
+    def start_osc(self) -> bool:
+        """Open the OSC port; on failure log why (once per outage) and schedule a retry. True when listening."""
+        from installation.osc import OscServer, OscStartError
+
+        config = self.config
+        try:
+            self.osc = OscServer(self.controls, config.osc_host, config.osc_port, config.osc_prefix,
+                                 allowlist=self.allow).start()
+        except OscStartError as error:
+            if config.require_osc:
+                raise
+            self.osc = None
+            self.osc_retry_at = self.clock() + config.osc_retry_seconds
+            if self.osc_problem is None:
+                log.warning("running without OSC control: %s; retrying every %g s", error, config.osc_retry_seconds)
+            self.osc_problem = str(error)
+            return False
+        if self.osc_problem is not None:
+            log.warning("OSC control available again")
+        self.osc_problem = None
+        log.info("OSC control on %s:%d%s, prefix %s", config.osc_host, self.osc.port,
+                 f" from {', '.join(self.allow)}" if self.allow else "", config.osc_prefix)
+        return True
+
+    def osc_status(self) -> str:
+        """For the status file: off, listening, or unavailable and why."""
+        if not self.config.osc:
+            return "off"
+        if self.osc is not None:
+            return f"listening on {self.config.osc_host}:{self.osc.port}"
+        if self.osc_problem is not None:
+            return f"unavailable, retrying every {self.config.osc_retry_seconds:g} s: {self.osc_problem}"
+        return "not started"
+
     def ensure_alive(self) -> list[str]:
-        """Restart a control thread that died; returns what was restarted."""
+        """Restart a control thread that died, retry an OSC port that was unavailable; returns what restarted."""
         restarted = []
         if self.webcam is not None and self.webcam.ensure_alive():
             restarted.append("webcam")
         if self.osc is not None and not self.osc.is_alive:
-            from installation.osc import OscServer
-
             log.error("OSC server thread died; restarting it")
-            old = self.osc
-            old.stop()
-            self.osc = OscServer(self.controls, old.host, old.port, old.prefix, allowlist=self.allow).start()
-            restarted.append("osc")
+            self.osc.stop()
+            self.osc = None
+            if self.start_osc():
+                restarted.append("osc")
+        elif self.config.osc and self.osc is None and self.osc_problem is not None \
+                and self.clock() >= self.osc_retry_at:
+            self.start_osc()
         return restarted
 
     def stop(self) -> None:

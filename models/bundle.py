@@ -52,6 +52,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "SECTIONS", "BundleError", "Bundle", "Ind
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+OPTIONAL_INDEX_FILES = ("thumb_offsets",)
 MAX_JSON_BYTES = 64 << 20  # a manifest or index.json is a few kB; refuse to parse a file that is not one
 MAX_MODEL_BYTES = 4 << 30  # unpacked size of a .keras archive; the largest upscaler is tens of MB
 # The first Keras release with every published safe_mode bypass fixed: CVE-2025-1550 (3.9),
@@ -59,7 +60,8 @@ MAX_MODEL_BYTES = 4 << 30  # unpacked size of a .keras archive; the largest upsc
 SAFE_KERAS = (3, 11, 3)
 BACKENDS = ("auto", "litert", "tf")
 TRAIN_INSTALL = "pip install -e '.[train]'"
-INDEX_SUFFIXES = {"early": ".npy", "late": ".npy", "ids": ".npy", "thumbs": ".npy", "records": ".json",
+INDEX_SUFFIXES = {"early": ".npy", "late": ".npy", "ids": ".npy", "thumbs": ".npy", "thumb_offsets": ".npy",
+                  "records": ".json",
                   "calibration": ".json"}
 
 
@@ -390,7 +392,8 @@ def open_index_features(index: IndexFiles, threads: int = 0) -> litert_models.Li
     hint = litert_models.convert_hint(index.root)
     if index.litert is None:
         raise litert_models.NoLiteRTModels(f"{index.root}: the index's feature extractor has no LiteRT model; {hint}")
-    path = litert_path(index.root, index.litert, "index", index.discriminator)
+    path = litert_path(index.root, index.litert, "index", f"feature extractor (weights, layers or invariance) "
+                       f"than {feats.INDEX_INFO}", litert_models.extractor_fingerprint(index.info.get("extractor")))
     dims = index.info.get("dims") or {}
     model = litert_models.LiteRTModel(path, threads)
     try:
@@ -407,7 +410,8 @@ def index_layout(root: Path, info: dict, info_path: Path) -> tuple[dict[str, Pat
     count = Fields(info, "", info_path, problems).integer("count", (0, 1 << 40))
     dim_fields = Fields(info.get("dims"), "dims", info_path, problems)
     dims = {layer: dim_fields.integer(layer, (1, 1 << 20)) for layer in feats.LAYERS}
-    relative = {key: fields.text(key, required=True) for key in INDEX_SUFFIXES}
+    # Format 1 stored raw thumbnails in one array; format 2 stores JPEGs and their offsets.
+    relative = {key: fields.text(key, required=key not in OPTIONAL_INDEX_FILES) for key in INDEX_SUFFIXES}
     relative = {key: check_relative_path(value, f"files.{key}", info_path, problems, INDEX_SUFFIXES[key])
                 for key, value in relative.items() if value is not None}
     if problems:
@@ -450,6 +454,14 @@ def check_index_arrays(files: dict[str, Path], count: int, dims: dict[str, int],
     shape, dtype = npy_header(files["ids"])
     if shape != (count,) or dtype.kind not in "iu":
         problems.append(f"{files['ids']} holds {dtype} {shape}, not {count} integer ids")
+    if "thumb_offsets" in files:
+        encoded_shape, encoded_dtype = npy_header(files["thumbs"])
+        shape, dtype = npy_header(files["thumb_offsets"])
+        if len(encoded_shape) != 1 or encoded_dtype != np.uint8:
+            problems.append(f"{files['thumbs']} holds {encoded_dtype} {encoded_shape}, not JPEG bytes")
+        if shape != (count + 1,) or dtype.kind not in "iu":
+            problems.append(f"{files['thumb_offsets']} holds {dtype} {shape}, not {count + 1} offsets")
+        return problems
     shape, dtype = npy_header(files["thumbs"])
     size = thumb_size if isinstance(thumb_size, int) and not isinstance(thumb_size, bool) else None
     if len(shape) != 4 or shape[0] != count or shape[3] != 3 or dtype != np.uint8 or \
@@ -475,16 +487,22 @@ def save_model(bundle_dir: str | os.PathLike, file_name: str, model: keras.Model
     return target
 
 
-def litert_path(root: Path, spec: LiteRTSpec, section: str, source: Path | None) -> Path:
-    """Where a section's LiteRT file lies (inside the bundle), refused when it was converted from another model."""
+def litert_path(root: Path, spec: LiteRTSpec, section: str, source: str, source_sha256: str | None) -> Path:
+    """Where a section's LiteRT file lies (inside the bundle), refused when it was converted from another model:
+    `source` names what it was converted from, `source_sha256` is that source's hash now (None: not checked)."""
     path = inside(root, spec.file, f"{section}.litert.file", root / MANIFEST)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; {litert_models.convert_hint(root)}")
-    if spec.source_sha256 and source is not None and source.is_file() and \
-            feats.file_sha256(source) != spec.source_sha256:
-        raise BundleError(f"{path} was converted from another {source.name} than the bundle holds now; "
+    if spec.source_sha256 and source_sha256 is not None and source_sha256 != spec.source_sha256:
+        raise BundleError(f"{path} was converted from another {source} than the bundle holds now; "
                           f"{litert_models.convert_hint(root)}")
     return path
+
+
+def keras_source(root: Path, section: str, manifest: dict) -> tuple[str, str | None]:
+    """(name, sha256) of the Keras model a section's LiteRT file was converted from; no hash when it is absent."""
+    path = model_path(root, section, manifest)
+    return path.name, feats.file_sha256(path) if path.is_file() else None
 
 
 def open_litert(root: Path, manifest: dict, spec: Manifest, with_upscaler: bool,
@@ -502,13 +520,13 @@ def open_litert(root: Path, manifest: dict, spec: Manifest, with_upscaler: bool,
                                 f"{litert_models.convert_hint(root)}")
     resolution, latent_dim = generator_spec.resolution, generator_spec.latent_dim
     generator = litert_models.LiteRTModel(
-        litert_path(root, generator_spec.litert, "generator", model_path(root, "generator", manifest)), threads)
+        litert_path(root, generator_spec.litert, "generator", *keras_source(root, "generator", manifest)), threads)
     problems = litert_models.check_signatures(generator, "generator", {"latents": ((latent_dim,), np.float32)},
                                               {"images": ((resolution, resolution, 3), np.float32)})
     upscaler = None
     if upscaler_spec is not None:
         upscaler = litert_models.LiteRTModel(
-            litert_path(root, upscaler_spec.litert, "upscaler", model_path(root, "upscaler", manifest)), threads)
+            litert_path(root, upscaler_spec.litert, "upscaler", *keras_source(root, "upscaler", manifest)), threads)
         size = resolution * upscaler_spec.scale
         problems += litert_models.check_signatures(upscaler, "upscaler",
                                                    {"images": ((resolution, resolution, 3), np.float32)},

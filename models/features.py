@@ -9,12 +9,21 @@ Each vector is then L2-normalised, so the dot product of two rows is their cosin
 
 Every extractor takes uint8 NHWC frames of any square size, resizes them to its own input size inside the
 graph, and returns float32 (N, dim) arrays per layer. Nothing here downloads anything.
+
+Invariance: a copy of a training image that the generator mirrored or moved by a pixel or two is still a copy,
+but a convolutional trunk's features change with both (a stride-16 layer samples a shifted image at another
+phase). With `Invariance`, each image's pooled features are summed over views of it (itself and its mirror
+image, each at a few sub-cell offsets, after a light anti-aliasing blur) before normalising, so a mirrored copy
+has exactly the original's features and a shifted copy nearly so. The index records the invariance it was
+built with, and look-ups use the same.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -30,9 +39,13 @@ from models.index_format import (  # noqa: F401  (re-exported: the studio reads 
     INDEX_FORMAT_VERSION,
     INDEX_INFO,
     LAYERS,
+    THUMBNAIL_QUALITY,
+    Thumbnails,
     file_sha256,
+    load_thumbnails,
     nearest_other_similarity,
     similarity_percentiles,
+    write_thumbnails,
 )
 
 EARLY_GRID = 4
@@ -68,13 +81,80 @@ def resize_frames(images: tf.Tensor, size: int) -> tf.Tensor:
     return tf.image.resize(pixels, (size, size), method="area" if shrinking else "bilinear", antialias=True)
 
 
+@dataclass(frozen=True)
+class Invariance:
+    """Which views of an image its features are summed over (see the module docstring)."""
+
+    mirror: bool = False
+    shift: int = 0  # views at (+-shift, +-shift) pixels of the extractor's input, edge-replicated; 0 = none
+    blur_sigma: float = 0.0  # Gaussian anti-aliasing before the trunk, in input pixels; 0 = none
+
+    def __post_init__(self):
+        if not 0 <= self.shift <= 8:
+            raise ValueError(f"invariance shift {self.shift} is outside the allowed range 0..8")
+        if not 0 <= self.blur_sigma <= 4:
+            raise ValueError(f"invariance blur_sigma {self.blur_sigma} is outside the allowed range 0..4")
+
+    @classmethod
+    def from_description(cls, described) -> Invariance:
+        """What an index recorded; an index without the field was built without invariance."""
+        if not isinstance(described, dict):
+            return cls()
+        return cls(bool(described.get("mirror", False)), int(described.get("shift", 0)),
+                   float(described.get("blur_sigma", 0.0)))
+
+    def offsets(self) -> list[tuple[int, int]]:
+        step = self.shift
+        return [(0, 0)] if not step else [(-step, -step), (-step, step), (step, -step), (step, step)]
+
+    def views(self, pixels: tf.Tensor) -> tf.Tensor:
+        """(N, H, W, C) -> (V * N, H, W, C): every view of every image, view-major."""
+        if self.blur_sigma:
+            pixels = gaussian_blur(pixels, self.blur_sigma)
+        oriented = [pixels, pixels[:, :, ::-1]] if self.mirror else [pixels]
+        views = []
+        for image in oriented:
+            for dy, dx in self.offsets():
+                views.append(shifted(image, dy, dx))
+        return tf.concat(views, axis=0) if len(views) > 1 else views[0]
+
+    @property
+    def count(self) -> int:
+        return (2 if self.mirror else 1) * len(self.offsets())
+
+
+INVARIANT = Invariance(mirror=True, shift=1, blur_sigma=1.0)  # what new indexes use
+
+
+def gaussian_blur(pixels: tf.Tensor, sigma: float) -> tf.Tensor:
+    radius = max(1, int(round(3 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = tf.constant(taps / taps.sum(), tf.float32)
+    channels = pixels.shape[-1]
+    padded = tf.pad(pixels, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="SYMMETRIC")
+    rows = tf.tile(tf.reshape(taps, (-1, 1, 1, 1)), (1, 1, channels, 1))
+    columns = tf.tile(tf.reshape(taps, (1, -1, 1, 1)), (1, 1, channels, 1))
+    blurred = tf.nn.depthwise_conv2d(padded, rows, (1, 1, 1, 1), "VALID")
+    return tf.nn.depthwise_conv2d(blurred, columns, (1, 1, 1, 1), "VALID")
+
+
+def shifted(pixels: tf.Tensor, dy: int, dx: int) -> tf.Tensor:
+    """Move the picture by (dy, dx) pixels, repeating the edge into the space it leaves."""
+    if not dy and not dx:
+        return pixels
+    pad = max(abs(dy), abs(dx))
+    height, width = pixels.shape[1], pixels.shape[2]
+    padded = tf.pad(pixels, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="SYMMETRIC")
+    return padded[:, pad - dy : pad - dy + height, pad - dx : pad - dx + width]
+
+
 class FeatureExtractor:
     """A frozen two-output trunk (early map, late map) with the pooling above; call `extract`."""
 
     layers = LAYERS
 
     def __init__(self, name: str, trunk: keras.Model, input_size: int, preprocess, batch_size: int,
-                 early_grid: int = EARLY_GRID, details: dict | None = None):
+                 early_grid: int = EARLY_GRID, details: dict | None = None, invariance: Invariance = Invariance()):
         if batch_size < 1:
             raise ValueError(f"batch_size {batch_size} must be at least 1")
         if not 1 <= early_grid <= 8:
@@ -86,16 +166,20 @@ class FeatureExtractor:
         self.batch_size = int(batch_size)
         self.early_grid = int(early_grid)
         self.details = dict(details or {})
+        self.invariance = invariance
         early_channels = int(trunk.outputs[0].shape[-1])
         late_channels = int(trunk.outputs[1].shape[-1])
         self.dims = {"early": early_channels * self.early_grid**2, "late": late_channels}
         self._graph = tf.function(self._features, reduce_retracing=True)
 
     def _features(self, images: tf.Tensor):
-        x = self.preprocess(resize_frames(images, self.input_size))
-        early, late = self.trunk(x, training=False)
+        views = self.invariance.views(resize_frames(images, self.input_size))
+        early, late = self.trunk(self.preprocess(views), training=False)
         early = grid_pool(tf.cast(early, tf.float32), self.early_grid)
         late = tf.reduce_mean(tf.cast(late, tf.float32), axis=(1, 2))
+        count = self.invariance.count
+        early = tf.reduce_sum(tf.reshape(early, (count, -1, early.shape[-1])), axis=0)
+        late = tf.reduce_sum(tf.reshape(late, (count, -1, late.shape[-1])), axis=0)
         return l2_normalize(early), l2_normalize(late)
 
     def extract(self, images) -> dict[str, np.ndarray]:
@@ -125,6 +209,7 @@ class FeatureExtractor:
             "input_size": self.input_size,
             "pooling": {"early": f"{self.early_grid}x{self.early_grid} average grid, L2-normalised",
                         "late": "global average pool, L2-normalised"},
+            "invariance": dataclasses.asdict(self.invariance),
             **self.details,
         }
 
@@ -151,13 +236,14 @@ def _to_unit_range(pixels: tf.Tensor) -> tf.Tensor:
 class DiscriminatorFeatures(FeatureExtractor):
     """Our own DCGAN discriminator: early = down0_lrelu, late = the last downN_lrelu. Works offline."""
 
-    def __init__(self, discriminator_model: keras.Model, batch_size: int = 64, early_grid: int = EARLY_GRID):
+    def __init__(self, discriminator_model: keras.Model, batch_size: int = 64, early_grid: int = EARLY_GRID,
+                 invariance: Invariance = Invariance()):
         trunk, early, late = _discriminator_trunk(discriminator_model)
         size = discriminator_model.inputs[0].shape[1]
         if size is None:
             raise ValueError("the discriminator must have a fixed input size (models.dcgan.discriminator does)")
         super().__init__("discriminator", trunk, size, _to_unit_range, batch_size, early_grid,
-                         {"source_layers": {"early": early, "late": late}})
+                         {"source_layers": {"early": early, "late": late}}, invariance)
         self.discriminator = discriminator_model
 
 
@@ -176,7 +262,8 @@ class VGG16Features(FeatureExtractor):
     """
 
     def __init__(self, weights_path: str | os.PathLike | None = None, allow_random_weights: bool = False,
-                 input_size: int = VGG_DEFAULT_SIZE, batch_size: int = 8, early_grid: int = EARLY_GRID):
+                 input_size: int = VGG_DEFAULT_SIZE, batch_size: int = 8, early_grid: int = EARLY_GRID,
+                 invariance: Invariance = Invariance()):
         from models.srgan import VggPreprocess
 
         if not isinstance(input_size, int) or input_size < 32 or input_size % 32:
@@ -198,15 +285,16 @@ class VGG16Features(FeatureExtractor):
         caffe = VggPreprocess(name="vgg_preprocess")
         super().__init__("vgg16", trunk, input_size, lambda pixels: caffe(_to_unit_range(pixels)), batch_size,
                          early_grid, {"source_layers": dict(zip(LAYERS, VGG_LAYERS, strict=True)),
-                                      "weights": None if path is None else path.name})
+                                      "weights": None if path is None else path.name}, invariance)
         self.weights_path = path
 
 
 def build_extractor(name: str, *, discriminator: keras.Model | None = None,
                     vgg_weights: str | os.PathLike | None = None, allow_random_weights: bool = False,
-                    input_size: int | None = None, batch_size: int | None = None) -> FeatureExtractor:
+                    input_size: int | None = None, batch_size: int | None = None,
+                    invariance: Invariance = Invariance()) -> FeatureExtractor:
     """The extractor called `name` ("discriminator" needs the discriminator model; "vgg16" its weights file)."""
-    options = {} if batch_size is None else {"batch_size": batch_size}
+    options = {"invariance": invariance} if batch_size is None else {"batch_size": batch_size, "invariance": invariance}
     if name == "discriminator":
         if discriminator is None:
             raise ValueError("the discriminator extractor needs a discriminator: pass --run DCGAN_RUN "

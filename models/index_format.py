@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -23,15 +24,71 @@ EXTRACTORS = ("discriminator", "vgg16")
 #   late.npy          float16 (N, d_late)
 #   ids.npy           int64 (N,) dataset ids, row order
 #   records.json      per row: id, sha256, file, title, culture, material, source, license
-#   thumbs.npy        uint8 (N, t, t, 3)
+#   thumbs_jpeg.npy   uint8 (bytes,): each row's t x t thumbnail as a JPEG, back to back (format version 2;
+#   thumbs_offsets.npy  int64 (N + 1,): row i's JPEG is bytes offsets[i]:offsets[i + 1]; version 1 stored raw
+#                     uint8 (N, t, t, 3) in thumbs.npy, 49 KB a row at 128 px against about 4 KB as JPEG)
 #   calibration.json  per layer: each image's best cosine similarity to any OTHER image, as percentiles 0..100
 
 INDEX_DIR = "index"
 INDEX_INFO = "index.json"
 INDEX_FORMAT = "masquerade-index"
-INDEX_FORMAT_VERSION = 1
+INDEX_FORMAT_VERSION = 2
 INDEX_FILES = {"early": "early.npy", "late": "late.npy", "ids": "ids.npy", "records": "records.json",
-               "thumbs": "thumbs.npy", "calibration": "calibration.json"}
+               "thumbs": "thumbs_jpeg.npy", "thumb_offsets": "thumbs_offsets.npy", "calibration": "calibration.json"}
+THUMBNAIL_QUALITY = 90
+
+
+class Thumbnails:
+    """An index's thumbnails by row, as uint8 (t, t, 3) images, decoded from their JPEGs when asked for: a
+    caption needs a handful at a time, never all of them."""
+
+    def __init__(self, encoded: np.ndarray, offsets: np.ndarray):
+        self.encoded, self.offsets = encoded, np.asarray(offsets, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def image(self, row: int) -> np.ndarray:
+        import io
+
+        from PIL import Image
+
+        start, end = int(self.offsets[row]), int(self.offsets[row + 1])
+        with Image.open(io.BytesIO(self.encoded[start:end].tobytes())) as image:
+            return np.asarray(image.convert("RGB"))
+
+    def __getitem__(self, rows) -> np.ndarray:
+        """One row -> (t, t, 3); a sequence or array of rows -> (k, t, t, 3)."""
+        if np.ndim(rows) == 0:
+            return self.image(int(rows))
+        return np.stack([self.image(int(row)) for row in np.asarray(rows, np.int64).reshape(-1)])
+
+
+def load_thumbnails(index_dir: Path, files: dict):
+    """An index's thumbnails: Thumbnails (JPEG, format 2) or a memory-mapped uint8 (N, t, t, 3) array (format 1);
+    both index by row or by an array of rows."""
+    if "thumb_offsets" in files:
+        encoded = np.load(index_dir / files["thumbs"], mmap_mode="r")
+        return Thumbnails(encoded, np.load(index_dir / files["thumb_offsets"]))
+    return np.load(index_dir / files["thumbs"], mmap_mode="r")
+
+
+def write_thumbnails(index_dir: Path, files: dict, images) -> None:
+    """Encode uint8 (N, t, t, 3) thumbnails (an array or a memory map) as the JPEG pair that Thumbnails reads."""
+    import io
+
+    from PIL import Image
+
+    offsets, chunks = [0], []
+    for image in images:
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(image, np.uint8)).save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
+        chunks.append(buffer.getvalue())
+        offsets.append(offsets[-1] + len(chunks[-1]))
+    np.save(index_dir / files["thumbs"], np.frombuffer(b"".join(chunks), np.uint8))
+    np.save(index_dir / files["thumb_offsets"], np.asarray(offsets, np.int64))
+
+
 DISCRIMINATOR_FILE = "discriminator.keras"
 
 

@@ -13,7 +13,9 @@ Signatures, by role:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -32,6 +34,12 @@ CONVERT_HINT = "convert it again with `python -m training convert-litert --model
 
 class NoLiteRTModels(FileNotFoundError):
     """The bundle holds no LiteRT conversion (made before there was one): the TensorFlow backend is expected."""
+
+
+def extractor_fingerprint(described) -> str:
+    """What a feature extractor's conversion is checked against: the index's description of its extractor (name,
+    layers, invariance, input size and the sha256 of its weights), hashed."""
+    return hashlib.sha256(json.dumps(described, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def convert_hint(bundle_dir) -> str:

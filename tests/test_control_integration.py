@@ -84,7 +84,7 @@ def test_osc_steers_the_live_loop_and_feedback_reports_loop_wraps(tiny_bundle):
     assert not thread.is_alive()
 
 
-def test_a_busy_osc_port_is_one_clear_line(tiny_bundle):
+def test_a_busy_osc_port_is_one_clear_line_and_the_piece_runs_without_osc(tiny_bundle):
     import subprocess
     import sys
     from pathlib import Path
@@ -97,8 +97,10 @@ def test_a_busy_osc_port_is_one_clear_line(tiny_bundle):
                                  "--osc-port", str(port), "--frames", "5"], cwd=root, capture_output=True, text=True,
                                 env={"PATH": "/usr/bin:/bin", "SDL_VIDEODRIVER": "dummy", "PYTHONPATH": str(root),
                                      "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=120)
-    assert result.returncode == 2
-    assert f"OSC port {port} on 127.0.0.1 is already in use" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr  # --require-osc refuses instead (tests/test_runtime_hardening.py)
+    (line,) = [line for line in result.stderr.splitlines() if "running without OSC control" in line]
+    assert f"OSC port {port} on 127.0.0.1 is already in use" in line and "Traceback" not in result.stderr
+    assert "stopped after 5 frames" in result.stderr
 
 
 def moving_square_video(path, frames=60):

@@ -11,19 +11,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from training.data import (
-    IngestConfig,
-    distributed_dataset,
-    fit_square,
-    hamming_distance,
-    ingest,
-    load_images,
-    load_manifest,
-    make_dataset,
-    perceptual_hash,
-    read_metadata,
-    to_rgb,
-)
+from training.curation import fit_square, hamming_distance, perceptual_hash, to_rgb
+from training.data import distributed_dataset, load_images, load_manifest, make_dataset
+from training.ingest import IngestConfig, ingest
+from training.metadata import read_metadata
 
 # MirroredStrategy needs two devices; split the CPU before TensorFlow initializes its runtime. If another
 # test module already initialized it, keep whatever it configured and skip the test if it is not enough.
@@ -149,8 +140,13 @@ def test_report_counts_and_reasons(ingested):
         "seen": 16,
         "kept": 10,
         "skipped_corrupt": 2,
+        "skipped_unreadable": 0,
         "skipped_not_image": 1,
         "skipped_too_small": 1,
+        "skipped_too_large": 0,
+        "skipped_animated": 0,
+        "skipped_special": 0,
+        "skipped_link": 0,
         "dropped_duplicate": 2,
     }
     assert report.kept_files == EXPECTED_KEPT
@@ -424,12 +420,15 @@ def test_conversion_helpers():
         ({"image_size": 4096}, r"image_size must be an integer in 16\.\.2048"),
         ({"image_size": 64.0}, r"image_size must be an integer"),
         ({"min_size": 0}, r"min_size must be an integer in 1\.\."),
-        ({"fit": "stretch"}, r"fit must be one of crop, pad, got 'stretch'"),
+        ({"fit": "stretch"}, r"fit must be one of crop, pad, object, got 'stretch'"),
         ({"background": (300, 0, 0)}, r"background must be three integers in 0\.\.255"),
         ({"background": (0, 0)}, r"background must be three integers"),
         ({"dedupe_threshold": -2}, r"dedupe_threshold must be an integer in -1\.\.64"),
         ({"dedupe_threshold": 65}, r"dedupe_threshold must be an integer in -1\.\.64"),
         ({"num_shards": 0}, r"num_shards must be an integer in 1\.\.10000"),
+        ({"dedupe_pixel_rms": -0.1}, r"dedupe_pixel_rms must be a number in 0\.0\.\.1\.0, got -0\.1"),
+        ({"dedupe_pixel_rms": "low"}, r"dedupe_pixel_rms must be a number"),
+        ({"max_megapixels": 0}, r"max_megapixels must be an integer in 1\.\.1000, got 0"),
         ({"metadata": "meta.xlsx"}, r"metadata must name a \.csv or \.json file"),
     ],
 )

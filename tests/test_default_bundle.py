@@ -11,6 +11,7 @@ from installation.model_card import measure_diversity
 from installation.provenance import open_captioner
 from installation.render import Renderer
 from models.bundle import load_bundle
+from models.features import load_thumbnails
 from training import synthetic
 
 DEFAULT = Path(__file__).resolve().parents[1] / "assets" / "models" / "default"
@@ -43,6 +44,10 @@ def test_manifest_is_complete_and_consistent_with_the_files(bundle):
     assert len(early) == len(late) == index["count"] == manifest["dataset"]["count"]
     records = json.loads((DEFAULT / "index" / "records.json").read_text())
     assert len(records) == index["count"]
+    # Thumbnails stored at least as large as the captions draw them on a 1080-line screen (96 px and up).
+    thumbnails = load_thumbnails(DEFAULT / "index", index["files"])
+    assert index["thumb_size"] >= 112 and len(thumbnails) == index["count"]
+    assert thumbnails[[0, index["count"] - 1]].shape == (2, index["thumb_size"], index["thumb_size"], 3)
     assert (DEFAULT / "MODEL_CARD.md").is_file() and (DEFAULT / "sample_grid.png").is_file()
     size = sum(path.stat().st_size for path in DEFAULT.rglob("*") if path.is_file())
     assert size <= 30 * 2**20, f"bundle is {size / 2**20:.1f} MB"

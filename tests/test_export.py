@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import wait_until
 from PIL import Image
 
 from installation import app
@@ -224,7 +225,7 @@ def test_full_disk_reports_and_removes_the_partial_file(renderer, vivid_bundle, 
     assert list(out.parent.iterdir()) == []
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupted_export_leaves_no_file(vivid_bundle, tmp_path, signum):
     out = tmp_path / "long.mp4"
     process = subprocess.Popen(
@@ -300,3 +301,78 @@ def test_captions_hold_the_nearest_keyframes_caption(renderer, vivid_bundle, tmp
         assert changed.min() > 70 and changed.max() == 95  # only a band at the bottom
     # Frames 0..2 and 9..11 are nearest keyframe 0 (caption "a"), frames 3..8 keyframe 1 (the long one).
     assert 0 < text_pixels(0) < text_pixels(6) / 4 and 0 < text_pixels(11) < text_pixels(5) / 4
+
+
+def test_partials_of_killed_exports_are_removed_by_the_next_export(vivid_bundle, renderer, tmp_path):
+    """SIGKILL leaves the hidden partial file behind; the next export to that name removes it, and only what
+    is ours and abandoned: a partial whose writer still runs, fresh old-style ones and other files stay."""
+    out = tmp_path / "long.mp4"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_installation.py"), "export", "--model", str(vivid_bundle), "--out",
+         str(out), "--seconds", "3600", "--fps", "12", "--size", "64", "--preset", "ultrafast", "--no-progress"],
+        cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: list(tmp_path.glob(".long.mp4.partial-*")), timeout=120)
+    finally:
+        process.kill()
+        process.wait()
+    (killed,) = tmp_path.glob(".long.mp4.partial-*")
+    assert killed.name.startswith(f".long.mp4.partial-{process.pid}-")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        running = tmp_path / f".long.mp4.partial-{sleeper.pid}-abc123.mp4"
+        fresh_legacy = tmp_path / ".long.mp4.partial-k2j4h5g6.mp4"
+        old_legacy = tmp_path / ".long.mp4.partial-zz9yy8xx.mp4"
+        dead_folder = tmp_path / f".long.mp4.partial-{process.pid}-qwerty12.mp4"
+        unrelated = [tmp_path / ".long.mp4.notes", tmp_path / ".other.mp4.partial-1-abc.mp4"]
+        for path in [running, fresh_legacy, old_legacy, *unrelated]:
+            path.write_bytes(b"x")
+        dead_folder.mkdir()
+        (dead_folder / "frame_000000.png").write_bytes(b"x")
+        stale = time.time() - exporter.STALE_PARTIAL_SECONDS - 60
+        os.utime(old_legacy, (stale, stale))
+        config = exporter.ExportConfig(out=out, seconds=1, fps=12, width=64, height=64, progress=False)
+        exporter.export_loop(config, renderer, walk_for(vivid_bundle))
+        left = {path.name for path in tmp_path.iterdir()}
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert left == {"long.mp4", running.name, fresh_legacy.name, *(path.name for path in unrelated)}
+    assert len(decode(out, 64, 64)) == 12
+
+
+def can_mount_tmpfs(path: Path) -> bool:
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    path.mkdir(exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(path)], capture_output=True)
+    return mounted.returncode == 0
+
+
+def test_a_full_disk_at_the_contact_sheet_keeps_the_video(vivid_bundle, tmp_path, capsys):
+    """A real full file system (a small tmpfs, filled up) with room for the video but not for the sheet: the
+    export used to exit 2 although the video was written. Now the video stays, the sheet failure is one
+    warning line, the exit is 0, and no partial file is left."""
+    args = ("--model", vivid_bundle, "--seconds", "0.1", "--fps", "10", "--size", "256", "--contact-sheet",
+            "--preset", "ultrafast")
+    (tmp_path / "dry").mkdir()
+    code, err = run_export(capsys, *args, "--out", tmp_path / "dry" / "loop.mp4")
+    assert code == 0, err
+    video_size = (tmp_path / "dry" / "loop.mp4").stat().st_size
+    sheet_size = (tmp_path / "dry" / "loop.contact.png").stat().st_size
+    disk = tmp_path / "disk"
+    if not can_mount_tmpfs(disk):
+        pytest.skip("needs root and tmpfs to make a real full disk")
+    try:
+        room = 2 * video_size + 256 * 1024  # the video and its faststart rewrite, and some slack
+        assert sheet_size > room - video_size, "the contact sheet must not fit in the room left"
+        filler_size = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize - room
+        (disk / "filler").write_bytes(bytes(filler_size))
+        code, err = run_export(capsys, *args, "--out", disk / "loop.mp4")
+        assert code == 0, err
+        assert "warning: contact sheet not written (no space left on device" in err
+        assert "Traceback" not in err
+        assert len(decode(disk / "loop.mp4", 256, 256)) == 1
+        assert sorted(path.name for path in disk.iterdir()) == ["filler", "loop.mp4"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

@@ -147,8 +147,8 @@ def test_check_reports_a_missing_bundle_and_a_busy_port():
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
         result = subprocess.run([sys.executable, "run_installation.py", "--check", "--model", "/nonexistent/bundle",
-                                 "--osc-port", str(port)], cwd=ROOT, env=ENV, capture_output=True, text=True,
-                                timeout=120)
+                                 "--osc-port", str(port), "--require-osc"], cwd=ROOT, env=ENV, capture_output=True,
+                                text=True, timeout=120)
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert any(line.startswith("FAIL  bundle") and "/nonexistent/bundle does not exist" in line for line in lines)

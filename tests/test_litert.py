@@ -211,6 +211,24 @@ def test_without_tensorflow_a_damaged_bundle_is_one_clear_line(fresh_bundle, tmp
     assert len(lines) == 1 and "has no LiteRT models" in lines[0] and "convert-litert" in lines[0]
 
 
+def test_a_feature_extractor_converted_for_another_index_is_not_used(tmp_path, caplog):
+    from installation.provenance import ProvenanceIndex, open_captioner
+    from models.litert import LiteRTFeatures
+
+    copy = tmp_path / "default"
+    shutil.copytree(DEFAULT_MODEL, copy)
+    info_path = copy / "index" / "index.json"
+    info = json.loads(info_path.read_text())
+    info["extractor"]["invariance"] = {"mirror": True, "shift": 1, "blur_sigma": 1.0}  # a differently built index
+    info_path.write_text(json.dumps(info))
+    with caplog.at_level(logging.WARNING):
+        captioner = open_captioner(copy, backend="auto")
+    assert not isinstance(captioner.extractor, LiteRTFeatures)
+    assert "features.tflite was converted from another feature extractor" in caplog.text
+    with pytest.raises(BundleError, match="features.tflite was converted from another feature extractor"):
+        ProvenanceIndex.load(copy).load_extractor(backend="litert")
+
+
 def test_a_bundle_path_outside_the_folder_is_refused(fresh_bundle, tmp_path):
     damaged = damaged_copy(fresh_bundle, tmp_path / "outside", "outside")
     with pytest.raises(BundleError, match="outside the bundle folder"):

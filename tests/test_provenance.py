@@ -1,6 +1,7 @@
 """Provenance: the index command, look-ups, captions on a real pygame surface, the inspection report."""
 
 import csv
+import dataclasses
 import json
 import logging
 import shutil
@@ -81,7 +82,10 @@ def test_index_layout_manifest_and_exported_discriminator(indexed, tiny_dataset)
     early = np.load(bundle_dir / "index" / "early.npy", mmap_mode="r")
     assert isinstance(early, np.memmap) and early.dtype == np.float16
     assert early.shape == (48, section["dims"]["early"])
-    assert np.load(bundle_dir / "index" / "thumbs.npy").shape == (48, 48, 48, 3)
+    thumbs = feats.load_thumbnails(bundle_dir / "index", section["files"])
+    assert isinstance(thumbs, feats.Thumbnails) and len(thumbs) == 48 and section["thumb_size"] == 128
+    assert thumbs[[0, 47]].shape == (2, 128, 128, 3) and thumbs[5].std() > 5
+    assert not (bundle_dir / "index" / ".thumbs-raw.npy").exists()
     norms = np.linalg.norm(np.asarray(early, np.float32), axis=1)
     np.testing.assert_allclose(norms, 1.0, atol=2e-3)
     calibration = json.loads((bundle_dir / "index" / "calibration.json").read_text())
@@ -91,6 +95,18 @@ def test_index_layout_manifest_and_exported_discriminator(indexed, tiny_dataset)
     direct = feats.DiscriminatorFeatures(indexed["discriminator"]).extract(indexed["images"][:4])["late"]
     np.testing.assert_allclose(np.load(bundle_dir / "index" / "late.npy")[:4], direct, atol=2e-3)
     assert not list(bundle_dir.glob(".index*"))
+
+
+def test_thumbnails_round_trip_through_jpeg_at_a_fraction_of_the_raw_size(tmp_path):
+    ramp = np.linspace(0, 255, 128, dtype=np.float32)
+    images = np.stack([np.dstack([np.add.outer(ramp, ramp * k / 4) / 2, np.tile(ramp, (128, 1)),
+                                  np.full((128, 128), 40.0 * k)]) for k in range(4)]).clip(0, 255).astype(np.uint8)
+    feats.write_thumbnails(tmp_path, feats.INDEX_FILES, images)
+    thumbs = feats.load_thumbnails(tmp_path, feats.INDEX_FILES)
+    assert len(thumbs) == 4 and thumbs[[2, 0]].shape == (2, 128, 128, 3)
+    assert np.abs(thumbs[[0, 1, 2, 3]].astype(int) - images).mean() < 2.0
+    assert np.abs(thumbs[3].astype(int) - images[3]).mean() < 2.0
+    assert (tmp_path / feats.INDEX_FILES["thumbs"]).stat().st_size < images.nbytes / 8
 
 
 def test_extractors_give_unit_rows_at_two_layers(indexed):
@@ -219,7 +235,8 @@ def test_caption_overlay_draws_on_a_real_pygame_surface(captioner, indexed):
         faint = pygame.surfarray.array3d(surface)
         assert np.abs(faint.astype(int) - 90).sum() < np.abs(after.astype(int) - 90).sum()
         french = CaptionStyle(language="fr", placement="top-right", show_thumbnails=False)
-        assert "similarité" in caption.lines(french.labels)[3]
+        lines = caption.lines(french.labels)
+        assert lines[0] == "le plus proche de" and lines[-1] == french.labels[caption.resemblance]
         surface.fill((90, 90, 90))
         rect = draw_caption(surface, caption, french, 2.0)
         assert rect.right == 640 - french.margin and rect.top == french.margin
@@ -229,6 +246,34 @@ def test_caption_overlay_draws_on_a_real_pygame_surface(captioner, indexed):
             CaptionStyle(labels={"bogus": "x"})
     finally:
         pygame.display.quit()
+
+
+def test_captions_are_sized_for_the_screen_worded_for_visitors_and_stay_inside(captioner, indexed):
+    import pygame
+
+    pygame.font.init()
+    caption = captioner.caption_for(indexed["images"][3], "late")
+    thumbnails = captioner.index.thumbnails([n.row for n in caption.neighbours])
+    full_hd = CaptionStyle().at_height(1080)
+    assert provenance._font(None, full_hd.size).get_height() >= 28  # the title line
+    assert provenance._font(None, full_hd.body_size).get_height() >= 18  # the other lines
+    assert provenance.thumbnail_side(full_hd, thumbnails) >= 96 and thumbnails.shape[1] >= 96  # stored that large
+    assert CaptionStyle().at_height(2160).size == 2 * full_hd.size  # scales with the screen height
+    assert provenance.thumbnail_side(full_hd, thumbnails[:, :40, :40]) == 40  # never enlarged
+    # Words for visitors: no statistics on screen.
+    lines = caption.lines(full_hd.labels)
+    assert lines[0] == "closest to" and lines[-1] in {full_hd.labels[key] for _, key in provenance.RESEMBLANCE_BANDS}
+    assert not any(word in " ".join(lines) for word in ("similarity", "novelty", "%", "0."))
+    assert dataclasses.replace(caption, percentile=2.0).resemblance == "resemblance_copy"
+    assert dataclasses.replace(caption, percentile=100.0).resemblance == "resemblance_none"
+    # Nothing spills: a long title on a small screen wraps and the thumbnails that do not fit are left out.
+    wordy = dataclasses.replace(caption, title="An elongated face mask with a tall crest, " * 4)
+    for size in ((1920, 1080), (320, 240), (240, 320)):
+        surface = pygame.Surface(size)
+        style = CaptionStyle(placement="bottom-right").at_height(size[1])
+        rect = draw_caption(surface, wordy, style, 3.0, thumbnails)
+        assert rect is not None and surface.get_rect().contains(rect), (size, rect)
+        assert rect.right == size[0] - style.margin and rect.bottom == size[1] - style.margin
 
 
 def test_caption_overlay_restarts_only_when_the_closest_image_changes(captioner, indexed):

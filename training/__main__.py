@@ -41,13 +41,18 @@ def explicit_values(args: argparse.Namespace, config_class) -> dict:
 
 
 def run_ingest(args) -> int:
-    from training import data
+    from training.ingest import IngestConfig, IngestInterrupted, ingest
 
-    config = data.IngestConfig(
+    config = IngestConfig(
         image_size=args.image_size, min_size=args.min_size, fit=args.fit,
-        dedupe_threshold=args.dedupe_threshold, metadata=args.metadata,
+        dedupe_threshold=args.dedupe_threshold, dedupe_pixel_rms=args.dedupe_pixel_rms,
+        max_megapixels=args.max_megapixels, metadata=args.metadata,
     )
-    report = data.ingest(args.source, args.out, config, overwrite=args.overwrite)
+    try:
+        report = ingest(args.source, args.out, config, overwrite=args.overwrite)
+    except IngestInterrupted as stopped:
+        print(stopped, file=sys.stderr)
+        return 128 + stopped.signum
     print(report.summary())
     return 0
 
@@ -162,7 +167,8 @@ def add_index_command(commands) -> None:
     index.add_argument("--run", help="DCGAN run folder: its discriminator is the extractor (saved into the bundle)")
     index.add_argument("--extractor", choices=("discriminator", "vgg16"), default="discriminator")
     index.add_argument("--vgg-weights", help="VGG16 no-top .h5 (default: the Keras cache; never downloaded)")
-    index.add_argument("--thumb-size", type=int, default=48, help="thumbnail side in pixels (8..256)")
+    index.add_argument("--thumb-size", type=int, default=128,
+                       help="thumbnail side in pixels (8..256); captions draw them up to this size")
     index.add_argument("--update", action="store_true", help="index only images added since (matched by sha256)")
     index.set_defaults(handler=run_index)
 
@@ -197,8 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--out", required=True, help="dataset folder to write (local or gs://)")
     ingest.add_argument("--image-size", type=int, default=256)
     ingest.add_argument("--min-size", type=int, default=64)
-    ingest.add_argument("--fit", choices=("crop", "pad"), default="crop")
-    ingest.add_argument("--dedupe-threshold", type=int, default=6, help="pHash Hamming distance; -1 disables")
+    ingest.add_argument("--fit", choices=("crop", "pad", "object"), default="crop",
+                        help="crop: centre square; pad: letterbox; object: keep the object whole (plain backgrounds)")
+    ingest.add_argument("--dedupe-threshold", type=int, default=6,
+                        help="pHash Hamming distance of near-duplicate candidates; -1 disables")
+    ingest.add_argument("--dedupe-pixel-rms", type=float, default=0.025,
+                        help="a candidate is dropped only if its 16 px grey thumbnail differs by at most this RMS")
+    ingest.add_argument("--max-megapixels", type=int, default=64,
+                        help="larger images are reported, not decoded (JPEGs count at their reduced decode scale)")
     ingest.add_argument("--metadata", help="CSV or JSON sidecar (default: metadata.csv/json in the folder)")
     ingest.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     ingest.set_defaults(handler=run_ingest)
@@ -250,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted (SIGINT)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

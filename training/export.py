@@ -30,17 +30,24 @@ def latest_checkpoint(run_dir: str | Path) -> str:
     return checkpoint
 
 
+def checkpoint_at(run_dir: str | Path, step: int) -> str:
+    path = Path(run_dir) / CHECKPOINT_DIR / f"ckpt-{step}"
+    if not Path(f"{path}.index").is_file():
+        raise FileNotFoundError(f"{run_dir} holds no checkpoint at step {step}")
+    return str(path)
+
+
 def checkpoint_step(checkpoint: str) -> int:
     return int(checkpoint.rsplit("-", 1)[-1])
 
 
-def restore_generator(run_dir: str | Path):
-    """Rebuild the generator a DCGAN run describes and load its latest weights."""
+def restore_generator(run_dir: str | Path, step: int | None = None):
+    """Rebuild the generator a DCGAN run describes and load its latest weights (or those saved at `step`)."""
     config = read_run_config(run_dir)
     generator = dcgan.generator(
         config["resolution"], config["latent_dim"], config["width_multiplier"], config.get("upsampling", "transposed")
     )
-    checkpoint = latest_checkpoint(run_dir)
+    checkpoint = latest_checkpoint(run_dir) if step is None else checkpoint_at(run_dir, step)
     step = tf.Variable(0, dtype=tf.int64)
     # With a weight average in the run, that average is the generator to show (see DCGANTrainer).
     role = "average_generator" if config.get("ema_decay") else "generator"

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from models import bundle, dcgan
 from models import features as feats
-from training import data, export
+from training import data, export, memorisation
 from training.runs import progress_kwargs
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class IndexConfig:
     run: str | None = None
     extractor: str = "discriminator"
     vgg_weights: str | None = None
-    thumb_size: int = 48
+    thumb_size: int = 128  # the live captions draw them at 112 px on a 1080-line screen
     update: bool = False
     batch_size: int = 64
 
@@ -90,15 +90,17 @@ def restore_discriminator(run_dir: str | Path):
     return discriminator, info
 
 
-def open_extractor(config: IndexConfig, bundle_dir: Path, previous: dict | None):
+def open_extractor(config: IndexConfig, bundle_dir: Path, previous: dict | None,
+                   invariance: feats.Invariance = feats.INVARIANT):
     """-> (extractor, discriminator model to save into the bundle or None, discriminator info or None)."""
     if config.extractor == "vgg16":
         extractor = feats.build_extractor("vgg16", vgg_weights=config.vgg_weights,
-                                          batch_size=min(config.batch_size, 16))
+                                          batch_size=min(config.batch_size, 16), invariance=invariance)
         return extractor, None, None
     if config.run is not None:
         model, info = restore_discriminator(config.run)
-        return feats.build_extractor("discriminator", discriminator=model, batch_size=config.batch_size), model, info
+        return feats.build_extractor("discriminator", discriminator=model, batch_size=config.batch_size,
+                                     invariance=invariance), model, info
     path = bundle.inside(bundle_dir, feats.DISCRIMINATOR_FILE, "discriminator", bundle_dir)
     if not path.is_file():
         raise FileNotFoundError(
@@ -107,7 +109,8 @@ def open_extractor(config: IndexConfig, bundle_dir: Path, previous: dict | None)
         )
     model = bundle.load_model(path)
     info = dict((previous or {}).get("discriminator") or {"file": feats.DISCRIMINATOR_FILE})
-    return feats.build_extractor("discriminator", discriminator=model, batch_size=config.batch_size), None, info
+    return feats.build_extractor("discriminator", discriminator=model, batch_size=config.batch_size,
+                                 invariance=invariance), None, info
 
 
 def extractor_identity(extractor: feats.FeatureExtractor, bundle_dir: Path, saving_discriminator: bool) -> dict:
@@ -138,6 +141,14 @@ def iterate_images(data_dir: str, manifest: dict, wanted_ids: np.ndarray | None,
     return dataset.batch(batch_size).prefetch(2).as_numpy_iterator()
 
 
+def copy_sample(data_dir: str, manifest: dict, count: int) -> np.ndarray:
+    """Up to memorisation.COPIES dataset images, chosen evenly, for checking that the flag catches copies."""
+    ids = np.asarray([image["id"] for image in manifest["images"]], np.int64)
+    chosen = ids[np.linspace(0, len(ids) - 1, min(memorisation.COPIES, count)).astype(int)]
+    batches = [batch for batch, _ in iterate_images(data_dir, manifest, np.unique(chosen), READ_BATCH)]
+    return np.concatenate(batches) if batches else np.zeros((0, 1, 1, 3), np.uint8)
+
+
 def record_for(image: dict) -> dict:
     metadata = image.get("metadata") or {}
     record = {"id": int(image["id"]), "sha256": image["sha256"], "file": Path(image["source_path"]).name}
@@ -152,8 +163,9 @@ def read_existing(index_dir: Path) -> dict | None:
         return None
     info = json.loads(info_path.read_text(encoding="utf-8"))
     records = json.loads((index_dir / feats.INDEX_FILES["records"]).read_text(encoding="utf-8"))
-    arrays = {name: np.load(index_dir / feats.INDEX_FILES[name], mmap_mode="r") for name in (*feats.LAYERS, "thumbs")}
-    return {"info": info, "records": records, **arrays}
+    files = info.get("files", feats.INDEX_FILES)
+    arrays = {name: np.load(index_dir / files[name], mmap_mode="r") for name in feats.LAYERS}
+    return {"info": info, "records": records, "thumbs": feats.load_thumbnails(index_dir, files), **arrays}
 
 
 def check_update(existing: dict, extractor: feats.FeatureExtractor, identity: dict, thumb_size: int) -> None:
@@ -217,7 +229,10 @@ def build_index(config: IndexConfig, progress: bool = True) -> dict:
             f"--extractor {built_with} to update it, or drop --update to rebuild it"
         )
     previous_info = existing["info"] if existing else manifest.get("index")
-    extractor, new_discriminator, discriminator_info = open_extractor(config, bundle_dir, previous_info)
+    # An update keeps the feature space the index was built in; a new index is mirror- and shift-robust.
+    invariance = feats.Invariance.from_description(existing["info"].get("extractor", {}).get("invariance")) \
+        if existing else feats.INVARIANT
+    extractor, new_discriminator, discriminator_info = open_extractor(config, bundle_dir, previous_info, invariance)
     identity = extractor_identity(extractor, bundle_dir, saving_discriminator=new_discriminator is not None)
     if existing is not None:
         check_update(existing, extractor, identity, config.thumb_size)
@@ -242,7 +257,9 @@ def build_index(config: IndexConfig, progress: bool = True) -> dict:
         files = feats.INDEX_FILES
         arrays = {layer: np.lib.format.open_memmap(temporary / files[layer], "w+", np.float16,
                                                    (count, extractor.dims[layer])) for layer in feats.LAYERS}
-        arrays["thumbs"] = np.lib.format.open_memmap(temporary / files["thumbs"], "w+", np.uint8,
+        # Raw while rows arrive in any order; encoded as JPEG at the end (feats.write_thumbnails).
+        raw_thumbs = temporary / ".thumbs-raw.npy"
+        arrays["thumbs"] = np.lib.format.open_memmap(raw_thumbs, "w+", np.uint8,
                                                      (count, config.thumb_size, config.thumb_size, 3))
         if reused_rows:
             destination = np.fromiter(reused_rows, np.int64)
@@ -271,13 +288,18 @@ def build_index(config: IndexConfig, progress: bool = True) -> dict:
 
         calibration = {"description": "for each dataset image, the best cosine similarity to any other image; "
                                       "percentiles 0..100 of those values", "count": count}
+        best = {}
         for layer in feats.LAYERS:
             arrays[layer].flush()
-            best = feats.nearest_other_similarity(arrays[layer]) if count > 1 else np.zeros(0, np.float32)
-            calibration[layer] = {"percentiles": feats.similarity_percentiles(best) if len(best) else None,
-                                  "mean": round(float(best.mean()), 6) if len(best) else None}
+            best[layer] = feats.nearest_other_similarity(arrays[layer]) if count > 1 else np.zeros(0, np.float32)
+            calibration[layer] = {"percentiles": feats.similarity_percentiles(best[layer]) if count > 1 else None,
+                                  "mean": round(float(best[layer].mean()), 6) if count > 1 else None}
+        calibration["memorisation"] = memorisation.calibrate(
+            best, extractor, arrays, copy_sample(config.data, dataset, count)) if count > 1 else None
         arrays["thumbs"].flush()
+        feats.write_thumbnails(temporary, files, arrays["thumbs"])
         del arrays
+        raw_thumbs.unlink()
         np.save(temporary / files["ids"], np.asarray([image["id"] for image in images], np.int64))
         bundle.write_json_atomic(temporary / files["records"], [record_for(image) for image in images])
         bundle.write_json_atomic(temporary / files["calibration"], calibration)
@@ -304,21 +326,20 @@ def build_index(config: IndexConfig, progress: bool = True) -> dict:
 
     if trained_on != fingerprint:
         bundle.update_manifest(bundle_dir, "dataset", export.dataset_section(config.data))
-    bundle.update_manifest(bundle_dir, "index", {**info, **convert_extractor(bundle_dir, extractor)})
+    bundle.update_manifest(bundle_dir, "index", {**info, **convert_extractor(bundle_dir, extractor, info["extractor"])})
     log.info("indexed %d images (%d computed, %d reused) with the %s extractor into %s", count, len(to_compute),
              len(reused_rows), extractor.name, index_dir)
     return {**info, "computed": len(to_compute), "reused": len(reused_rows)}
 
 
-def convert_extractor(bundle_dir: Path, extractor: feats.FeatureExtractor) -> dict:
+def convert_extractor(bundle_dir: Path, extractor: feats.FeatureExtractor, described: dict) -> dict:
     """{"litert": ...} for the manifest's index section: the extractor converted for the runtime, when its
     weights are a file (the bundle's discriminator, or a VGG16 weights file); {} for untrained test weights."""
     from training import litert
 
-    source = bundle_dir / feats.DISCRIMINATOR_FILE if extractor.name == "discriminator" else extractor.weights_path
-    if source is None:
+    if extractor.name != "discriminator" and extractor.weights_path is None:
         return {}
-    return {"litert": litert.convert_extractor(bundle_dir, extractor, source)}
+    return {"litert": litert.convert_extractor(bundle_dir, extractor, described)}
 
 
 def _percentile(layer_calibration: dict, percent: int) -> float | None:

@@ -66,9 +66,10 @@ def write_atomic(path: Path, content: bytes) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def record(file_name: str, batch_sizes: Sequence[int], source: Path) -> dict:
-    """What a manifest section's "litert" entry says."""
-    return {"file": file_name, "batch_sizes": sorted(batch_sizes), "source_sha256": feats.file_sha256(source),
+def record(file_name: str, batch_sizes: Sequence[int], source_sha256: str) -> dict:
+    """What a manifest section's "litert" entry says: source_sha256 is the Keras file's sha256, or for the
+    feature extractor models.litert.extractor_fingerprint of the index's extractor description."""
+    return {"file": file_name, "batch_sizes": sorted(batch_sizes), "source_sha256": source_sha256,
             "converter": f"TensorFlow {tf.__version__}"}
 
 
@@ -81,7 +82,7 @@ def convert_generator(bundle_dir: str | Path, generator: keras.Model, source: Pa
         return {"images": generator(latents, training=False)}
 
     write_atomic(Path(bundle_dir) / GENERATOR_FILE, convert(generator, body, "latents", (latent_dim,), batch_sizes))
-    return record(GENERATOR_FILE, batch_sizes, source)
+    return record(GENERATOR_FILE, batch_sizes, feats.file_sha256(source))
 
 
 def without_final_clip(model: keras.Model) -> keras.Model:
@@ -105,12 +106,15 @@ def convert_upscaler(bundle_dir: str | Path, upscaler: keras.Model, input_size: 
 
     write_atomic(Path(bundle_dir) / UPSCALER_FILE,
                  convert(unclipped, body, "images", (input_size, input_size, 3), batch_sizes))
-    return record(UPSCALER_FILE, batch_sizes, source)
+    return record(UPSCALER_FILE, batch_sizes, feats.file_sha256(source))
 
 
-def convert_extractor(bundle_dir: str | Path, extractor: feats.FeatureExtractor, source: Path,
+def convert_extractor(bundle_dir: str | Path, extractor: feats.FeatureExtractor, described: dict,
                       batch_sizes: Sequence[int] = litert_models.FEATURE_BATCH_SIZES) -> dict:
     """features.tflite: float pixels at the extractor's input size -> early and late unit rows.
+
+    described: the index's description of this extractor (index.json's "extractor"), which the runtime checks the
+    conversion against.
 
     The resize from the frame's size to the input size stays outside (models.litert.area_resize): TensorFlow's
     antialiased resize has no LiteRT kernel, and a frame's size depends on whether the upscaler is on.
@@ -123,7 +127,7 @@ def convert_extractor(bundle_dir: str | Path, extractor: feats.FeatureExtractor,
 
     write_atomic(Path(bundle_dir) / FEATURES_FILE,
                  convert(extractor.trunk, body, "pixels", (size, size, 3), batch_sizes))
-    return record(FEATURES_FILE, batch_sizes, source)
+    return record(FEATURES_FILE, batch_sizes, litert_models.extractor_fingerprint(described))
 
 
 def convert_bundle(bundle_dir: str | Path, vgg_weights: str | None = None) -> dict:
@@ -153,17 +157,21 @@ def convert_bundle(bundle_dir: str | Path, vgg_weights: str | None = None) -> di
 def convert_index_extractor(root: Path, manifest: dict, index: bundle.IndexFiles, vgg_weights=None) -> dict:
     """features.tflite for the extractor the index was built with, recorded in the manifest's index section."""
     described = index.info["extractor"]
+    invariance = feats.Invariance.from_description(described.get("invariance"))
     if described["name"] == "discriminator":
-        extractor = feats.build_extractor("discriminator", discriminator=bundle.load_model(index.discriminator))
-        source = index.discriminator
+        extractor = feats.build_extractor("discriminator", discriminator=bundle.load_model(index.discriminator),
+                                          invariance=invariance)
     else:
         try:
-            extractor = feats.build_extractor("vgg16", vgg_weights=vgg_weights, input_size=described["input_size"])
+            extractor = feats.build_extractor("vgg16", vgg_weights=vgg_weights, input_size=described["input_size"],
+                                              invariance=invariance)
         except FileNotFoundError as error:
             log.warning("the index's VGG16 extractor is not converted (%s); captions will need TensorFlow", error)
             return manifest
-        source = extractor.weights_path
+    if dict(extractor.dims) != dict(index.info.get("dims") or {}):
+        raise bundle.BundleError(f"{root}: the index's extractor gives features of {dict(extractor.dims)}, not the "
+                                 f"index's {index.info.get('dims')}; rebuild the index")
     section = dict(manifest["index"])
-    section["litert"] = convert_extractor(root, extractor, source)
+    section["litert"] = convert_extractor(root, extractor, described)
     log.info("converted the %s feature extractor", described["name"])
     return bundle.update_manifest(root, "index", section)
