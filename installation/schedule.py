@@ -242,3 +242,13 @@ class OpeningGate:
             reason = "schedule" if self.hours is not None else "no opening hours set"
         when = f" until {self.hours.describe_instant(until)}" if until is not None and self.hours else ""
         return f"{'open' if is_open else 'closed'} ({reason}){when}"
+
+
+def check_hours(config) -> str:
+    """`--check`: the schedule reads (the config already refused a bad one), the still loads; says what is next."""
+    from installation.app import closed_picture
+
+    picture = closed_picture(config.closed_image)
+    still = f", closed shows {config.closed_image} ({picture.shape[1]}x{picture.shape[0]})" if config.closed_image \
+        else ", closed shows a black screen"
+    return OpeningGate(config.opening_hours()).describe() + still
