@@ -168,11 +168,7 @@ class Piece:
         self.hours = OpeningGate(config.opening_hours(), wall_clock)
         self.closed_picture = closed_picture(config.closed_image)
         self.closed = False
-        self.remote = None  # the web remote (installation/remote.py), when configured
-        if config.remote:
-            from installation.remote import Remote
-
-            self.remote = Remote(config, self.controls, presets=self.remote_presets(), clock=clock)
+        self.remote = None  # the web remote (installation/remote.py), made in run() when configured
         self.published_at = -float("inf")
         self.log_startup()
 
@@ -221,9 +217,11 @@ class Piece:
             self.renderer.warm_up()
         except Exception as error:  # noqa: BLE001 - a failing pipeline falls back below; it never stops the piece
             log.error("render warm-up failed: %s: %s", type(error).__name__, error)
+        if config.remote:
+            from installation.remote import Remote
+
+            self.remote = Remote(config, self.controls, presets=self.remote_presets(), clock=self.clock).start()
         self.services.start()
-        if self.remote is not None:
-            self.remote.start()
         self.captions.start()
         self.worker = worker = RenderWorker(self.renderer.render, clock=self.clock).start()
         stats = Stats(self.clock, config.stats_every)
@@ -368,9 +366,9 @@ class Piece:
         self.remote.publish(heartbeat.document(health, heartbeat.state(health)))
 
     def remote_presets(self):
-        """Hook for presets (installation/presets.py): an object with names() and apply(name, source) that the web
-        remote lists and applies; None until the piece has presets."""
-        return None
+        """The presets the web remote lists and recalls: installation/presets.py's `Presets` (its `presets` by name
+        and `request("recall", name, source)`) once the piece has them as `self.presets`; else none."""
+        return getattr(self, "presets", None)
 
     def watch_for_stall(self, now: float, controls: Snapshot) -> None:
         """No new picture for `stall_seconds` while the walk moves is a fault: report it, then try a fresh start

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -63,11 +63,12 @@ class RemoteStartError(ValueError):
 
 
 class Presets(Protocol):
-    """What the remote needs from presets (installation/presets.py): their names, and applying one."""
+    """What the remote needs from the piece's presets (installation/presets.py): the stored presets by name, and
+    a queued recall that the display loop carries out like a key or OSC recall."""
 
-    def names(self) -> list[str]: ...
+    presets: Mapping[str, Any]
 
-    def apply(self, name: str, source: str) -> None: ...
+    def request(self, action: str, raw_key: Any, source: str) -> str: ...
 
 
 # --------------------------------------------------------------------------------------------------
@@ -515,13 +516,13 @@ class Remote:
         if name not in self.preset_names():
             return refuse(404, f"no preset {str(name)[:40]!r}")
         try:
-            self.presets.apply(name, SOURCE)
+            self.presets.request("recall", name, SOURCE)
         except ValueError as error:
             return refuse(400, str(error))
         return JSONResponse({"preset": name})
 
     def preset_names(self) -> list[str]:
-        return list(self.presets.names()) if self.presets is not None else []
+        return sorted(self.presets.presets) if self.presets is not None else []
 
 
 def refuse(status: int, message: str, headers: dict[str, Any] | None = None):

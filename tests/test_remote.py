@@ -227,3 +227,32 @@ def test_the_token_file_is_made_readable_only_by_the_user_and_reused(tmp_path):
         load_token(config)
     with pytest.raises(ValueError, match="at least 16 characters"):
         RuntimeConfig(remote_token="short")
+
+
+class QueuedPresets:
+    """The interface of installation/presets.py's Presets the remote uses: names, and a queued recall."""
+
+    def __init__(self, names):
+        self.presets = dict.fromkeys(names)
+        self.requests = []
+
+    def request(self, action, raw_key, source):
+        if raw_key not in self.presets:
+            raise ValueError(f"no preset {raw_key!r}")
+        self.requests.append((action, raw_key, source))
+        return raw_key
+
+
+def test_presets_are_listed_and_recalled_as_the_remote(tmp_path):
+    presets = QueuedPresets(["dawn", "storm"])
+    config = RuntimeConfig(remote=True, remote_port=free_port(), remote_token=TOKEN, osc=False)
+    remote = Remote(config, ControlState(), presets=presets).start()
+    try:
+        status, _, body = request(remote, "GET", "/api/status", **bearer())
+        assert json.loads(body)["presets"] == ["dawn", "storm"]
+        assert request(remote, "POST", "/api/preset", {"name": "storm"})[0] == 401
+        assert request(remote, "POST", "/api/preset", {"name": "fog"}, **bearer())[0] == 404
+        assert request(remote, "POST", "/api/preset", {"name": "storm"}, **bearer())[0] == 200
+        assert presets.requests == [("recall", "storm", "remote")]
+    finally:
+        remote.stop()
