@@ -346,7 +346,7 @@ class Piece:
         new = self.shown is not self.closed_picture
         self.shown = self.closed_picture
         self.last_new_frame_at = now  # a blank screen on purpose is not a stall
-        self.health.seconds_since_new_frame = 0.0
+        self.health.seconds_since_new_frame, self.health.stalled = 0.0, False
         if self.display is not None:
             self.display.show(self.shown)
         if self.remote is not None:
