@@ -116,6 +116,21 @@ def live_pixels(page) -> int:
     return page.eval_on_selector("#live", PIXEL_SUM)
 
 
+def test_a_phone_sized_screen_has_no_horizontal_scrolling(piece, browser):
+    url, token, folder = piece
+    context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True)
+    page = context.new_page()
+    sign_in(page, url, token)
+    wait_for(page, "document.getElementById('fps').textContent !== '–'", 15)
+    widths = page.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[2] and widths[1] <= widths[2], widths
+    box = page.locator("#live").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 360
+    page.screenshot(path=str(folder / "remote_phone.png"), full_page=True)
+    context.close()
+
+
 def test_pause_stops_the_live_view_and_next_changes_it(piece, browser):
     url, token, _ = piece
     page = browser.new_page(viewport={"width": 1024, "height": 768})
@@ -144,21 +159,6 @@ def test_pause_stops_the_live_view_and_next_changes_it(piece, browser):
         pass
     assert live_pixels(page) != standing
     page.close()
-
-
-def test_a_phone_sized_screen_has_no_horizontal_scrolling(piece, browser):
-    url, token, folder = piece
-    context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True,
-                                  has_touch=True)
-    page = context.new_page()
-    sign_in(page, url, token)
-    wait_for(page, "document.getElementById('fps').textContent !== '–'", 15)
-    widths = page.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth, window.innerWidth]")
-    assert widths[0] <= widths[2] and widths[1] <= widths[2], widths
-    box = page.locator("#live").bounding_box()
-    assert box["x"] >= 0 and box["x"] + box["width"] <= 360
-    page.screenshot(path=str(folder / "remote_phone.png"), full_page=True)
-    context.close()
 
 
 def test_health_has_the_status_files_fields(piece):
