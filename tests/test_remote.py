@@ -256,3 +256,20 @@ def test_presets_are_listed_and_recalled_as_the_remote(tmp_path):
         assert presets.requests == [("recall", "storm", "remote")]
     finally:
         remote.stop()
+
+
+def test_check_reports_a_busy_port_and_where_the_token_is(tmp_path):
+    from installation.remote import RemoteStartError, check_remote
+
+    port = free_port()
+    config = RuntimeConfig(remote=True, remote_port=port, remote_token_file=str(tmp_path / "token"))
+    assert check_remote(config) == f"TCP 127.0.0.1:{port} is free, a token will be written to {tmp_path / 'token'}"
+    load_token(config)
+    assert check_remote(config).endswith(f"token in {tmp_path / 'token'}")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen(1)
+        with pytest.raises(ValueError, match=f"cannot listen on 127.0.0.1:{port}"):
+            check_remote(config)
+        with pytest.raises(RemoteStartError, match="choose another remote_port"):
+            Remote(config, ControlState()).start()
