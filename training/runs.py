@@ -39,11 +39,14 @@ def has_checkpoint(run_dir: Path) -> bool:
     return (run_dir / CHECKPOINT_DIR / "checkpoint").is_file()
 
 
-def prepare_run_dir(run_dir: str | Path, config: Any, resume: bool, explicit: set[str] = frozenset()) -> Any:
+def prepare_run_dir(
+    run_dir: str | Path, config: Any, resume: bool, explicit: set[str] = frozenset(), write: bool = True
+) -> Any:
     """Create or reopen a run folder and return the config the run must use.
 
     A fresh run refuses a folder that already holds a run (nothing already saved is touched). A resumed
     run takes the stored config, overriding only the fields in RESUMABLE_OVERRIDES the user gave explicitly.
+    With `write=False` (a worker that is not the chief) the folder is only read.
     """
     run_dir = Path(run_dir)
     wanted = dataclasses.asdict(config)
@@ -64,8 +67,9 @@ def prepare_run_dir(run_dir: str | Path, config: Any, resume: bool, explicit: se
             )
         if has_checkpoint(run_dir):
             raise ValueError(f"{run_dir} already holds a run with checkpoints; pass --resume to continue it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(stored_path, dataclasses.asdict(config))
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(stored_path, dataclasses.asdict(config))
     return config
 
 
@@ -150,13 +154,17 @@ class LoopKeeper:
     check, TensorBoard scalars, sample images, checkpoints, and the checkpoint-then-stop on SIGINT/SIGTERM.
 
     `trainer` has `config` (log_every, sample_every, checkpoint_every), `manager` (a CheckpointManager),
-    `run_dir` and `save_samples(step, writer)`.
+    `run_dir` and `save_samples(step, writer)`. `agree(requested) -> bool` turns this process's stop request
+    into the decision all workers of a cluster share (see training.cluster.StopAgreement); every decision that
+    leads to a checkpoint save is the same on every worker, because a save is a collective there.
     """
 
-    def __init__(self, trainer, name: str, total: int, start: int, writer, stop: StopSignals, fix_hint: str):
+    def __init__(self, trainer, name: str, total: int, start: int, writer, stop: StopSignals, fix_hint: str,
+                 agree=None):
         from tqdm import tqdm
 
         self.trainer, self.total, self.writer, self.stop, self.fix_hint = trainer, total, writer, stop, fix_hint
+        self.agree = agree or (lambda requested: requested)
         self.bar = tqdm(total=total, initial=min(start, total), unit="step", desc=name, **progress_kwargs())
 
     def after(self, previous: int, step: int, metrics: dict, losses: dict) -> None:
@@ -178,15 +186,16 @@ class LoopKeeper:
             self.trainer.save_samples(step, self.writer)
         if crossed(previous, step, config.checkpoint_every):
             manager.save(checkpoint_number=step)
-        if self.stop.requested:
+        if self.agree(self.stop.requested):
             manager.save(checkpoint_number=step)
             self.bar.close()
-            raise TrainingInterrupted(step, self.stop.signum)
+            # A worker that was not signalled itself stops because another one was (preemption of one host).
+            raise TrainingInterrupted(step, self.stop.signum or signal.SIGTERM)
 
     def finish(self, step: int) -> None:
         """A final checkpoint (unless the last chunk just wrote it) and samples at the last step."""
         manager = self.trainer.manager
-        if manager.latest_checkpoint != str(Path(self.trainer.run_dir) / CHECKPOINT_DIR / f"ckpt-{step}"):
+        if manager.latest_checkpoint != str(Path(manager.directory) / f"ckpt-{step}"):
             manager.save(checkpoint_number=step)
         self.trainer.save_samples(step, self.writer)
         self.bar.close()
