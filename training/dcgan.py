@@ -129,6 +129,9 @@ class DCGANTrainer:
         self.places = WorkerPlaces(self.run_dir, self.chief)
         multiworker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
         self.stop_agreement = StopAgreement(self.strategy, multiworker and role_from_environment().workers > 1)
+        # The seed names the whole run: initial weights here, data order and noise below. (Several workers would
+        # agree anyway, since the chief's initial values are broadcast; a one-process rerun needs the seed.)
+        keras.utils.set_random_seed(config.seed)
         with self.strategy.scope(), dtype_policy(config.mixed_precision):
             self.generator = build_generator(config)
             self.discriminator = dcgan.discriminator(
@@ -263,6 +266,26 @@ class DCGANTrainer:
         for average, weight in zip(self.average_generator.weights, self.generator.weights, strict=True):
             average.assign(decay * average + (1.0 - decay) * tf.convert_to_tensor(weight))
 
+    def synchronise_statistics(self):
+        """Average the batch-norm moving statistics over the replicas (one all-reduce for all of them).
+
+        Each replica updates them from its own share of the batch, so without this every worker would hold
+        different ones and the exported generator would describe the chief's share only.
+        """
+        variables = self.generator.non_trainable_weights + self.discriminator.non_trainable_weights
+        if not variables:
+            return
+
+        def local_values():
+            return tf.concat([tf.reshape(tf.convert_to_tensor(variable), [-1]) for variable in variables], axis=0)
+
+        mean = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, self.strategy.run(local_values), axis=None)
+        offset = 0
+        for variable in variables:
+            size = int(np.prod(variable.shape))
+            variable.assign(tf.reshape(mean[offset : offset + size], variable.shape))
+            offset += size
+
     def train_steps_fn(self, iterator, count):
         """`count` steps in one graph call: Python overhead paid once per loop, not once per step."""
         metrics = (tf.constant(0.0),) * 4
@@ -271,6 +294,8 @@ class DCGANTrainer:
             metrics = tuple(
                 self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in per_replica
             )
+            if self.strategy.num_replicas_in_sync > 1:
+                self.synchronise_statistics()
             if self.average_generator is not None:
                 self.update_average()
             self.step.assign_add(1)

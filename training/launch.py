@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -124,7 +126,10 @@ class Worker:
         for chunk in iter(lambda: pipe.read1(65536), b""):
             with self.lock:
                 self.log.write(chunk)
-            stream.buffer.write(chunk)
+            if hasattr(stream, "buffer"):
+                stream.buffer.write(chunk)
+            else:
+                stream.write(chunk.decode("utf-8", "replace"))
             stream.flush()
 
     @property
@@ -231,10 +236,20 @@ def summarise(workers: list[Worker], codes: list[int], received: list[int]) -> i
 
 
 def launch(argv: list[str], config: LaunchConfig, environment: dict | None = None) -> int:
-    workers = start_workers(argv, config, environment)
-    for worker in workers:
-        print(f"worker {worker.index}: pid {worker.pid}, log {worker.log_path}", flush=True)
-    return supervise(workers, config)
+    """Start the workers, supervise them, return the job's exit status.
+
+    The workers' temporary folders (the non-chief checkpoints) live under one folder of the launcher's,
+    removed at the end: a worker killed before it could clean up leaves nothing behind either.
+    """
+    environment = dict(os.environ if environment is None else environment)
+    scratch = tempfile.mkdtemp(prefix="masquerade-launch-", dir=environment.get("TMPDIR"))
+    try:
+        workers = start_workers(argv, config, {**environment, "TMPDIR": scratch})
+        for worker in workers:
+            print(f"worker {worker.index}: pid {worker.pid}, log {worker.log_path}", flush=True)
+        return supervise(workers, config)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def option_value(command: list[str], flag: str) -> str | None:
