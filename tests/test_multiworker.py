@@ -78,9 +78,11 @@ def optimizer_iterations(checkpoint_path: str) -> int:
     return int(reader.get_tensor("generator_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
-def assert_only_chief_wrote(run: Path, scratch: Path) -> None:
+def assert_only_chief_wrote(run: Path, scratch: Path, chief_pids: list[int]) -> None:
     assert {path.name for path in run.iterdir()} == RUN_FOLDER
-    assert len(list((run / "logs").iterdir())) == 1, "one TensorBoard event file: the chief's"
+    # TensorBoard names its event files events.out.tfevents.TIME.HOST.PID.N.v2: one per launch, the chief's.
+    writers = sorted(int(path.name.split(".")[-3]) for path in (run / "logs").iterdir())
+    assert writers == sorted(chief_pids)
     assert not any(scratch.iterdir()), f"left in the temporary folder: {list(scratch.rglob('*'))}"
 
 
@@ -115,12 +117,14 @@ def test_two_workers_agree_after_every_step_and_equal_one_process(tiny_dataset, 
     assert not any((tmp_path / "scratch").iterdir())
 
 
-def test_sigterm_to_one_worker_stops_every_worker_at_the_same_step_with_a_checkpoint(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("target", ["worker 1", "launcher"])
+def test_sigterm_stops_every_worker_at_the_same_step_with_a_checkpoint(tiny_dataset, tmp_path, target):
     run = tmp_path / "run"
     launcher = Launcher(tmp_path, "--data", str(tiny_dataset), "--out", str(run), *TINY, "--steps", "100000",
                         "--sample-every", "2", "--checkpoint-every", "100000")
     wait_for(lambda: list((run / "samples").glob("step_*.png")), launcher.process)
-    os.kill(launcher.pids[1], signal.SIGTERM)  # one host preempted; the chief was not signalled
+    # "worker 1": one host preempted, the chief not signalled; "launcher": it forwards the signal to all.
+    os.kill(launcher.pids[1] if target == "worker 1" else launcher.process.pid, signal.SIGTERM)
     status, stderr = launcher.finish()
 
     assert status == 128 + signal.SIGTERM, stderr
@@ -129,7 +133,7 @@ def test_sigterm_to_one_worker_stops_every_worker_at_the_same_step_with_a_checkp
     step = int(stopped[0].split("at step ")[1].split(";")[0])
     assert all(f"stopped by SIGTERM at step {step}; checkpoint saved" in line for line in stopped), stopped
     assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith(f"ckpt-{step}")
-    assert_only_chief_wrote(run, tmp_path / "scratch")
+    assert_only_chief_wrote(run, tmp_path / "scratch", [launcher.pids[0]])
 
 
 def test_a_killed_worker_stops_the_job_in_one_line_and_a_restart_resumes_at_the_saved_step(tiny_dataset, tmp_path):
@@ -159,7 +163,7 @@ def test_a_killed_worker_stops_the_job_in_one_line_and_a_restart_resumes_at_the_
     final = tf.train.latest_checkpoint(str(run / "checkpoints"))
     assert final.endswith(f"ckpt-{saved_step + 2}") and optimizer_iterations(final) == saved_step + 2
     assert json.loads((run / "config.json").read_text())["strategy"] == "multiworker"
-    assert_only_chief_wrote(run, tmp_path / "scratch")
+    assert_only_chief_wrote(run, tmp_path / "scratch", [launcher.pids[0], restart.pids[0]])
 
 
 def test_a_worker_that_fails_at_start_is_named_with_its_error(tmp_path):

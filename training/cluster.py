@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -121,8 +122,9 @@ def worker_failures(role: Role):
             tf.errors.AbortedError) as error:
         if role.workers < 2:
             raise
-        reason = str(error.message).strip().splitlines()[0] if str(error.message).strip() else type(error).__name__
+        lost = sorted({int(task) for task in re.findall(r"/job:worker/replica:\d+/task:(\d+)", str(error.message))})
+        peers = f"worker {', '.join(map(str, lost))}" if lost else "the other workers"
         raise ConnectionError(
-            f"{role.name} lost contact with the other workers ({reason[:200]}); "
+            f"{role.name} lost contact with {peers} ({type(error).__name__}); "
             "restart all workers with --resume to continue from the last checkpoint"
         ) from None

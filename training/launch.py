@@ -110,6 +110,7 @@ class Worker:
         self.log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed in close(), after the process ends
         self.log.write(f"=== worker {index} started {time.strftime('%Y-%m-%d %H:%M:%S')}: {argv}\n".encode())
         self.lock = threading.Lock()
+        self.muted = threading.Event()  # set once the launcher reports: the log keeps the rest
         output = subprocess.PIPE if relay else self.log
         self.process = subprocess.Popen(
             argv, env=environment, stdout=output, stderr=subprocess.PIPE if relay else subprocess.STDOUT,
@@ -126,6 +127,8 @@ class Worker:
         for chunk in iter(lambda: pipe.read1(65536), b""):
             with self.lock:
                 self.log.write(chunk)
+            if self.muted.is_set():
+                continue
             if hasattr(stream, "buffer"):
                 stream.buffer.write(chunk)
             else:
@@ -210,6 +213,8 @@ def supervise(workers: list[Worker], config: LaunchConfig) -> int:
 
 def report_failure(failed: Worker, workers: list[Worker], config: LaunchConfig) -> int:
     others = [worker for worker in workers if worker is not failed and worker.process.poll() is None]
+    for worker in workers:
+        worker.muted.set()  # the survivors' complaints about the lost peer go to their logs, not over this line
     stop_all(others, config.kill_seconds)
     code = failed.process.returncode
     detail = last_line(failed.log_path) if code > 0 else ""
