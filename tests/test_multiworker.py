@@ -19,7 +19,7 @@ import tensorflow as tf
 from cluster_probe import TINY as PROBE_CONFIG
 from cluster_probe import train_and_dump
 
-from training.cluster import Role, role_from_environment
+from training.cluster import Role, WorkerPlaces, role_from_environment
 from training.dcgan import DCGANConfig
 from training.launch import LaunchConfig, describe_exit, last_line, launch, worker_environment
 from training.strategy import StrategyConfig, mirrored_strategy
@@ -183,7 +183,14 @@ def test_launcher_arguments_and_cluster_roles(tmp_path):
     assert json.loads(worker["TF_CONFIG"]) == {"cluster": {"worker": addresses}, "task": {"type": "worker",
                                                                                           "index": 2}}
     assert role_from_environment(worker) == Role("worker", 2, 3) and not Role("worker", 2, 3).chief
-    assert role_from_environment({}).chief and Role("worker", 0, 3).chief
+    assert role_from_environment({}).chief and Role("worker", 0, 3).chief and not Role("worker", 0, 3, True).chief
+    places = WorkerPlaces(tmp_path / "run", chief=False)
+    assert places.scratch.is_dir() and places.checkpoint_dir.parent == places.scratch
+    assert places.restore_dir == tmp_path / "run" / "checkpoints"
+    scratch = places.scratch
+    places.cleanup()
+    assert not scratch.exists() and not (tmp_path / "run").exists()
+    assert WorkerPlaces(tmp_path / "run", chief=True).checkpoint_dir == tmp_path / "run" / "checkpoints"
     assert describe_exit(-9) == "was killed by SIGKILL" and describe_exit(2) == "exited with status 2"
     with pytest.raises(ValueError, match="TF_CONFIG is not valid"):
         role_from_environment({"TF_CONFIG": "{not json"})

@@ -28,11 +28,14 @@ class Role:
     task_type: str | None = None
     task_index: int = 0
     workers: int = 1
+    chief_task: bool = False  # the cluster names a "chief" task (then worker 0 is an ordinary worker)
 
     @property
     def chief(self) -> bool:
         # TensorFlow's rule: the "chief" task when the cluster names one, else worker 0.
-        return self.task_type in (None, "chief") or (self.task_type == "worker" and self.task_index == 0)
+        if self.task_type in (None, "chief"):
+            return True
+        return self.task_type == "worker" and self.task_index == 0 and not self.chief_task
 
     @property
     def name(self) -> str:
@@ -55,7 +58,7 @@ def role_from_environment(environ=os.environ) -> Role:
         return Role()
     if task_type not in ("chief", "worker"):
         raise ValueError(f"TF_CONFIG task type {task_type!r} is not supported; use 'worker' (or 'chief')")
-    return Role(task_type, task_index, workers)
+    return Role(task_type, task_index, workers, bool(cluster.get("chief")))
 
 
 class WorkerPlaces:
