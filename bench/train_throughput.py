@@ -96,12 +96,17 @@ def worker(args) -> int:
     try:
         iterator = iter(trainer.dataset())
         time_ours(trainer, iterator, args.steps_per_loop, args.steps_per_loop)  # warm-up: tracing, connections
+        cpu_began = time.process_time()
         rates = [args.steps * args.batch_size / time_ours(trainer, iterator, args.steps, args.steps_per_loop)
                  for _ in range(args.rounds)]
+        cpu_seconds = time.process_time() - cpu_began
     finally:
         trainer.close()
-    if trainer.chief:
-        Path(args.figure).write_text(json.dumps({"rates": rates}))
+    # Every worker reports its CPU time (all its threads): on a shared machine the wall-clock rate depends on
+    # how much of the CPU the other jobs leave, CPU time per image does much less.
+    index = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0)
+    figure = {"rates": rates, "cpu_seconds": cpu_seconds, "images": args.rounds * args.steps * args.batch_size}
+    Path(f"{args.figure}.{index}").write_text(json.dumps(figure))
     return 0
 
 
@@ -121,14 +126,19 @@ def multiworker(args) -> int:
             if status != 0:
                 print(f"error: the {workers}-worker run failed (status {status})", file=sys.stderr)
                 return 1
-            figures[workers] = json.loads(figure.read_text())["rates"]
-    one, many = float(np.median(figures[1])), float(np.median(figures[args.workers]))
+            reports = [json.loads(Path(f"{figure}.{index}").read_text()) for index in range(workers)]
+            cpu_ms = 1000 * sum(report["cpu_seconds"] for report in reports) / reports[0]["images"]
+            figures[workers] = (reports[0]["rates"], cpu_ms)
+    one, many = (float(np.median(figures[workers][0])) for workers in (1, args.workers))
     print(f"DCGAN {args.resolution}px width {args.width}, global batch {args.batch_size}, {os.cpu_count()} CPU "
           f"cores, load average {os.getloadavg()[0]:.1f}, median of {args.rounds} rounds x {args.steps} steps")
-    for workers, rate in ((1, one), (args.workers, many)):
-        rounds = ", ".join(f"{value:.0f}" for value in figures[workers])
-        print(f"  {workers} local worker(s)          : {rate:8.1f} images/s  (rounds: {rounds})")
-    print(f"  {args.workers} workers / 1 worker       : {many / one:8.2f}x")
+    for workers in (1, args.workers):
+        rates, cpu_ms = figures[workers]
+        rounds = ", ".join(f"{value:.0f}" for value in rates)
+        print(f"  {workers} local worker(s) : {float(np.median(rates)):8.1f} images/s  (rounds: {rounds}); "
+              f"{cpu_ms:.2f} CPU ms/image over all workers")
+    print(f"  {args.workers} workers / 1 worker : {many / one:8.2f}x images/s, "
+          f"{figures[args.workers][1] / figures[1][1]:.2f}x CPU per image")
     return 0
 
 
