@@ -92,14 +92,19 @@ def last_line(path: Path) -> str:
     return next((line for line in reversed(lines) if line), "")
 
 
-def die_with_parent() -> None:
-    """In the child: get SIGTERM when the launcher dies, so no worker outlives it (Linux; elsewhere a no-op)."""
+def parent_death_signal():
+    """A function for the child to call between fork and exec so that it gets SIGTERM when the launcher dies
+    (Linux's PR_SET_PDEATHSIG): no worker outlives a killed launcher. None where there is no such call.
+
+    Resolved here, in the parent: the child of a threaded process must not import anything.
+    """
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    return lambda: prctl(1, signal.SIGTERM)
 
 
 class Worker:
@@ -114,7 +119,7 @@ class Worker:
         output = subprocess.PIPE if relay else self.log
         self.process = subprocess.Popen(
             argv, env=environment, stdout=output, stderr=subprocess.PIPE if relay else subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=parent_death_signal(),
         )
         self.threads = []
         if relay:
