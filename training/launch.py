@@ -222,11 +222,11 @@ def report_failure(failed: Worker, workers: list[Worker], config: LaunchConfig) 
         worker.muted.set()  # the survivors' complaints about the lost peer go to their logs, not over this line
     stop_all(others, config.kill_seconds)
     code = failed.process.returncode
-    detail = last_line(failed.log_path) if code > 0 else ""
-    print(f"error: worker {failed.index} (pid {failed.pid}) {describe_exit(code)}"
-          f"{f' ({detail})' if detail else ''}; stopped the other {len(others)} worker(s); "
-          f"restart all with --resume to continue from the last checkpoint; logs in {config.log_dir}",
-          file=sys.stderr, flush=True)
+    # A worker that exited by itself said why in its last line; one that was killed left the run resumable.
+    detail = f" ({last_line(failed.log_path)})" if code > 0 and last_line(failed.log_path) else ""
+    hint = "restart all with --resume to continue from the last checkpoint; " if code < 0 else ""
+    print(f"error: worker {failed.index} (pid {failed.pid}) {describe_exit(code)}{detail}; "
+          f"stopped the other {len(others)} worker(s); {hint}logs in {config.log_dir}", file=sys.stderr, flush=True)
     return 1
 
 
