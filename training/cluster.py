@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.runs import CHECKPOINT_DIR
+from training.runs import CHECKPOINT_DIR, run_path
 
 
 @dataclass(frozen=True)
@@ -64,20 +64,20 @@ def role_from_environment(environ=os.environ) -> Role:
 class WorkerPlaces:
     """Where this worker writes: the run folder for the chief, a private temporary folder for the others."""
 
-    def __init__(self, run_dir: str | Path, chief: bool):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: str | Path, chief: bool):  # run_dir: a local folder or a gs:// URL
+        self.run_dir = run_dir
         self.chief = chief
         self.scratch = None if chief else Path(tempfile.mkdtemp(prefix="masquerade-worker-"))
 
     @property
-    def checkpoint_dir(self) -> Path:
+    def checkpoint_dir(self) -> str | Path:
         """Where this worker's CheckpointManager saves."""
-        return self.run_dir / CHECKPOINT_DIR if self.chief else self.scratch / CHECKPOINT_DIR
+        return run_path(self.run_dir, CHECKPOINT_DIR) if self.chief else self.scratch / CHECKPOINT_DIR
 
     @property
-    def restore_dir(self) -> Path:
+    def restore_dir(self) -> str | Path:
         """Where every worker restores from: the chief's checkpoints (the run folder must be shared by the hosts)."""
-        return self.run_dir / CHECKPOINT_DIR
+        return run_path(self.run_dir, CHECKPOINT_DIR)
 
     def cleanup(self) -> None:
         if self.scratch is not None:

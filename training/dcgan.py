@@ -16,7 +16,15 @@ from training import data
 from training.augment import diff_augment, parse_policy
 from training.cluster import StopAgreement, WorkerPlaces, role_from_environment
 from training.precision import agree_on_finite, check_precision, dtype_policy, wrap_optimizer
-from training.runs import CHECKPOINT_DIR, LoopKeeper, StopSignals, image_grid, publish_samples, to_uint8
+from training.runs import (
+    CHECKPOINT_DIR,
+    LoopKeeper,
+    StopSignals,
+    image_grid,
+    publish_samples,
+    run_path,
+    to_uint8,
+)
 from training.strategy import StrategyConfig, check_global_batch, make_strategy
 
 log = logging.getLogger(__name__)
@@ -114,7 +122,7 @@ def build_generator(config: DCGANConfig) -> keras.Model:
 class DCGANTrainer:
     def __init__(self, config: DCGANConfig, strategy: tf.distribute.Strategy | None = None):
         self.config = config
-        self.run_dir = Path(config.out)
+        self.run_dir = run_path(config.out)  # a local Path, or a gs:// URL
         self.strategy = strategy or make_strategy(config.strategy_config)
         check_global_batch(config.batch_size, self.strategy)
         image_size = data.load_manifest(config.data)["image_size"]
@@ -176,7 +184,7 @@ class DCGANTrainer:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             log.info("resumed from %s at step %d", latest, int(self.step))
         elif self.config.init_from:
-            source = tf.train.latest_checkpoint(str(Path(self.config.init_from) / CHECKPOINT_DIR))
+            source = tf.train.latest_checkpoint(str(run_path(self.config.init_from, CHECKPOINT_DIR)))
             if source is None:
                 raise FileNotFoundError(f"--init-from {self.config.init_from} holds no checkpoint to start from")
             networks = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator)
@@ -316,7 +324,7 @@ class DCGANTrainer:
     def samples(self) -> np.ndarray:
         return to_uint8(self.exported_generator(self.fixed_noise, training=False))
 
-    def save_samples(self, step: int, writer) -> Path | None:
+    def save_samples(self, step: int, writer) -> str | Path | None:
         if not self.chief:
             return None
         return publish_samples(self.run_dir, step, image_grid(self.samples(), columns=8), writer)
@@ -335,7 +343,7 @@ class DCGANTrainer:
         config = self.config
         start = self.restore()
         iterator = iter(self.dataset())
-        writer = tf.summary.create_file_writer(str(self.run_dir / "logs")) if self.chief \
+        writer = tf.summary.create_file_writer(str(run_path(self.run_dir, "logs"))) if self.chief \
             else tf.summary.create_noop_writer()
         metrics = {}
         step = start
