@@ -4,11 +4,18 @@ Both train the same networks (models.dcgan at the same width) on the same ingest
 process, one after the other, interleaved over several rounds so machine noise hits both alike.
 
     python bench/train_throughput.py [--resolution 64] [--width 0.25] [--batch-size 64] [--steps 40]
+
+With --workers N it measures multi-worker training instead: the same global batch trained by one local
+worker and by N local workers (MultiWorkerMirroredStrategy, started by training.launch, gRPC on localhost),
+images/s as the chief times its steps after a warm-up.
+
+    python bench/train_throughput.py --workers 2 [--batch-size 64] [--steps 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -80,6 +87,61 @@ def time_keras_io(gan: KerasIoGAN, dataset, steps: int) -> float:
     return time.perf_counter() - began
 
 
+def worker(args) -> int:
+    """One cluster member (TF_CONFIG from the launcher): time rounds of steps; the chief writes the figure."""
+    config = DCGANConfig(data=args.worker_of, out=str(Path(args.figure).parent / "run"), resolution=args.resolution,
+                         width_multiplier=args.width, batch_size=args.batch_size, strategy="multiworker",
+                         steps_per_loop=args.steps_per_loop)
+    trainer = DCGANTrainer(config)
+    try:
+        iterator = iter(trainer.dataset())
+        time_ours(trainer, iterator, args.steps_per_loop, args.steps_per_loop)  # warm-up: tracing, connections
+        cpu_began = time.process_time()
+        rates = [args.steps * args.batch_size / time_ours(trainer, iterator, args.steps, args.steps_per_loop)
+                 for _ in range(args.rounds)]
+        cpu_seconds = time.process_time() - cpu_began
+    finally:
+        trainer.close()
+    # Every worker reports its CPU time (all its threads): on a shared machine the wall-clock rate depends on
+    # how much of the CPU the other jobs leave, CPU time per image does much less.
+    index = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0)
+    figure = {"rates": rates, "cpu_seconds": cpu_seconds, "images": args.rounds * args.steps * args.batch_size}
+    Path(f"{args.figure}.{index}").write_text(json.dumps(figure))
+    return 0
+
+
+def multiworker(args) -> int:
+    from training.launch import LaunchConfig, launch
+
+    figures = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        dataset_dir = make_dataset_dir(Path(scratch), args.resolution)
+        for workers in (1, args.workers):
+            figure = Path(scratch) / f"figure-{workers}.json"
+            command = [sys.executable, str(Path(__file__).resolve()), "--worker-of", str(dataset_dir),
+                       "--figure", str(figure), "--resolution", str(args.resolution), "--width", str(args.width),
+                       "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+                       "--rounds", str(args.rounds), "--steps-per-loop", str(args.steps_per_loop)]
+            status = launch(command, LaunchConfig(workers, Path(scratch) / f"logs-{workers}"))
+            if status != 0:
+                print(f"error: the {workers}-worker run failed (status {status})", file=sys.stderr)
+                return 1
+            reports = [json.loads(Path(f"{figure}.{index}").read_text()) for index in range(workers)]
+            cpu_ms = 1000 * sum(report["cpu_seconds"] for report in reports) / reports[0]["images"]
+            figures[workers] = (reports[0]["rates"], cpu_ms)
+    one, many = (float(np.median(figures[workers][0])) for workers in (1, args.workers))
+    print(f"DCGAN {args.resolution}px width {args.width}, global batch {args.batch_size}, {os.cpu_count()} CPU "
+          f"cores, load average {os.getloadavg()[0]:.1f}, median of {args.rounds} rounds x {args.steps} steps")
+    for workers in (1, args.workers):
+        rates, cpu_ms = figures[workers]
+        rounds = ", ".join(f"{value:.0f}" for value in rates)
+        print(f"  {workers} local worker(s) : {float(np.median(rates)):8.1f} images/s  (rounds: {rounds}); "
+              f"{cpu_ms:.2f} CPU ms/image over all workers")
+    print(f"  {args.workers} workers / 1 worker : {many / one:8.2f}x images/s, "
+          f"{figures[args.workers][1] / figures[1][1]:.2f}x CPU per image")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resolution", type=int, default=64)
@@ -88,7 +150,16 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=40, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps-per-loop", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=0, help="compare 1 and N local workers instead")
+    parser.add_argument("--worker-of", help=argparse.SUPPRESS)  # internal: run as a cluster member on this dataset
+    parser.add_argument("--figure", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker_of:
+        return worker(args)
+    if args.workers:
+        if args.workers < 2:
+            parser.error("--workers needs 2 or more (it compares against one worker)")
+        return multiworker(args)
 
     with tempfile.TemporaryDirectory() as scratch:
         dataset_dir = make_dataset_dir(Path(scratch), args.resolution)

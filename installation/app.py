@@ -21,6 +21,7 @@ from installation.captions import Captions
 from installation.controls import PARAMETERS, ControlState, Snapshot
 from installation.kiosk import Health, Heartbeat, sd_notify
 from installation.latent import WalkConfig, Walker, offset_direction
+from installation.schedule import OpeningGate
 from installation.services import Services
 from installation.worker import FrameRequest, RenderWorker, blend, pick_frame
 from models.manifest import error_lines
@@ -34,6 +35,8 @@ TRIGGER_KEYS = {"right": "next", "n": "next", "left": "previous", "p": "previous
 # never change again; 0.95 is a trail of about 20 frames that still reaches every new picture.
 MAX_SMEAR = 0.95
 DEFAULT_SCREENSHOT = "masquerade-{frame}.png"
+CLOSED_FPS = 2.0  # display flips a second while closed: the blank stays up, keys still answer, little power used
+REMOTE_STATUS_EVERY = 0.5  # seconds between status documents handed to the web remote
 
 
 def initial_controls(config: runtime_config.RuntimeConfig) -> ControlState:
@@ -128,7 +131,7 @@ class Piece:
     """The live loop. Display, clock and control state are injectable so tests run it headless."""
 
     def __init__(self, config: runtime_config.RuntimeConfig, bundle=None, display=None, controls=None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time):
         from installation.osc import RateLimitedLog
         from installation.render import Renderer
         from models.bundle import load_bundle
@@ -161,6 +164,13 @@ class Piece:
         self.stop_reason = "finished"
         self.health = Health(started=clock())
         self.limited_log = RateLimitedLog(log, 30.0, clock=clock)
+        self.health.bundle = str(self.bundle.path)
+        # Opening hours (installation/schedule.py): outside them a blank screen or a still, and no rendering.
+        self.hours = OpeningGate(config.opening_hours(), wall_clock)
+        self.closed_picture = closed_picture(config.closed_image)
+        self.closed = False
+        self.remote = None  # the web remote (installation/remote.py), made in run() when configured
+        self.published_at = -float("inf")
         self.log_startup()
 
     def log_startup(self) -> None:
@@ -208,6 +218,10 @@ class Piece:
             self.renderer.warm_up()
         except Exception as error:  # noqa: BLE001 - a failing pipeline falls back below; it never stops the piece
             log.error("render warm-up failed: %s: %s", type(error).__name__, error)
+        if config.remote:
+            from installation.remote import Remote
+
+            self.remote = Remote(config, self.controls, presets=self.remote_presets(), clock=self.clock).start()
         self.services.start()
         self.captions.start()
         self.worker = worker = RenderWorker(self.renderer.render, clock=self.clock).start()
@@ -217,6 +231,7 @@ class Piece:
         pace = PaceKeeper(config.fps, self.clock)
         heartbeat = Heartbeat(config.status_file, config.heartbeat_every, self.services.feedback, self.clock)
         fallback = self.fallback
+        closed_pace = PaceKeeper(CLOSED_FPS, self.clock)
         sd_notify("READY=1")
         self.last_new_frame_at = self.clock()  # the stall clock starts now, not before the warm-up
         try:
@@ -229,6 +244,12 @@ class Piece:
                     for key in self.display.poll_keys():
                         self.handle_key(*key)
                 controls = self.take_controls(now)
+                if self.show_closed(now, stats, worker):
+                    self.publish_status(heartbeat, stats, worker, fallback, now)
+                    if config.frames and self.frames_shown >= config.frames:
+                        break
+                    closed_pace.wait(self.controls.changed)
+                    continue
                 walk_state = self.walker.advance(now)
                 self.request_frames(now, controls)
                 result = worker.latest()
@@ -249,6 +270,8 @@ class Piece:
                         self.last_new_frame_at = now
                     if self.display is not None:
                         self.display.show(self.shown, self.overlay(controls, stats, worker), self.draw_extras)
+                    if self.remote is not None:
+                        self.remote.offer_frame(self.shown)
                     self.frames_shown += 1
                     if not self.first_frame_at:
                         log.info("first frame on screen (%s backend)", self.bundle.backend)
@@ -263,10 +286,13 @@ class Piece:
                 caption = self.captions.after_frame(self.target, controls, now)
                 triggers, self.pending_triggers = self.pending_triggers, {}
                 self.services.after_frame(walk_state, stats.fps, self.captions.novelty, controls, triggers, caption)
+                self.publish_status(heartbeat, stats, worker, fallback, now)
                 pace.wait(self.controls.changed, self.between_frames)
         finally:
             worker.stop()
             self.services.stop()
+            if self.remote is not None:
+                self.remote.stop()
             self.captions.stop()
             if config.screenshot and self.shown is not None:
                 self.screenshot()
@@ -279,6 +305,10 @@ class Piece:
         controls = self.controls.snapshot()
         triggers = self.controls.drain_triggers()
         self.pending_triggers.update(triggers)  # for the feedback at the end of the frame (e.g. query)
+        for name, state in (("follow_hours", None), ("open_now", "open"), ("close_now", "closed")):
+            if name in triggers:
+                self.hours.override(state)
+                log.info("opening hours: %s", self.hours.describe())
         if steer(self.walker, controls, self.previous_controls, triggers, now):
             self.stamp += 1
         self.previous_controls = controls
@@ -304,6 +334,44 @@ class Piece:
         controls = self.take_controls(now)
         if self.stamp != stamp:
             self.request_frames(now, controls)
+
+    def show_closed(self, now: float, stats: Stats, worker: RenderWorker) -> bool:
+        """Outside the opening hours: show the blank (or the still), ask for no render, and say True. The first
+        frame after closing and the first after opening are logged; reopening asks for a fresh render."""
+        closed = not self.hours.is_open()
+        if closed != self.closed:
+            self.closed = closed
+            log.info("%s: %s", "closed" if closed else "open", self.hours.describe())
+            self.target = self.smeared = None  # reopening shows nothing older than the first new render
+            self.stamp += 1
+        if not closed:
+            return False
+        new = self.shown is not self.closed_picture
+        self.shown = self.closed_picture
+        self.last_new_frame_at = now  # a blank screen on purpose is not a stall
+        self.health.seconds_since_new_frame, self.health.stalled = 0.0, False
+        if self.display is not None:
+            self.display.show(self.shown)
+        if self.remote is not None:
+            self.remote.offer_frame(self.shown)
+        self.frames_shown += 1
+        self.new_frames += int(new)
+        stats.frame(worker, new)
+        return True
+
+    def publish_status(self, heartbeat: Heartbeat, stats: Stats, worker: RenderWorker, fallback: Fallback,
+                       now: float) -> None:
+        """Hand the web remote the status file's document, twice a second at most."""
+        if self.remote is None or now - self.published_at < REMOTE_STATUS_EVERY:
+            return
+        self.published_at = now
+        health = self.health_report(stats, worker, fallback)
+        self.remote.publish(heartbeat.document(health, heartbeat.state(health)))
+
+    def remote_presets(self):
+        """The presets the web remote lists and recalls: installation/presets.py's `Presets` (its `presets` by name
+        and `request("recall", name, source)`) once the piece has them as `self.presets`; else none."""
+        return getattr(self, "presets", None)
 
     def watch_for_stall(self, now: float, controls: Snapshot) -> None:
         """No new picture for `stall_seconds` while the walk moves is a fault: report it, then try a fresh start
@@ -331,6 +399,8 @@ class Piece:
         self.health.fallback = fallback.level
         self.health.osc = self.services.osc_status()
         self.health.last_error = worker.last_error or self.health.last_error
+        self.health.closed, self.health.hours = self.closed, self.hours.describe()
+        self.health.remote = self.remote.status() if self.remote is not None else "off"
         return self.health
 
     def watch(self, worker: RenderWorker) -> RenderWorker:
@@ -417,6 +487,16 @@ class Fallback:
             self.last_attempt = now
             return True
         return False
+
+
+def closed_picture(path: str) -> np.ndarray:
+    """What the screen shows outside the opening hours: the configured still, or black."""
+    if not path:
+        return np.zeros((64, 64, 3), np.uint8)
+    picture = cv2.imread(path, cv2.IMREAD_COLOR)
+    if picture is None:
+        raise ValueError(f"closed_image = {path!r} cannot be read as an image (a PNG or JPEG file)")
+    return np.ascontiguousarray(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB))
 
 
 def placeholder(size: int) -> np.ndarray:
@@ -531,7 +611,7 @@ def run_piece(config: runtime_config.RuntimeConfig, running: list[Piece]) -> int
         piece = Piece(config, display=display)
         running.append(piece)
         return piece.run()
-    except (ValueError, FileNotFoundError, NoDisplayError, OscStartError) as error:
+    except (ValueError, FileNotFoundError, NoDisplayError, OscStartError) as error:  # RemoteStartError included
         for line in error_lines(error):
             print(f"error: {line}", file=sys.stderr)
         return 2

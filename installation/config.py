@@ -104,6 +104,34 @@ class RuntimeConfig:
     failures_before_fallback: int = setting(3, "kiosk", "render failures in a row before falling back", 1, 1000)
     retry_seconds: float = setting(30.0, "kiosk", "seconds before a fallen-back piece retries the full pipeline",
                                    1.0, 86400.0)
+    # Opening hours: outside them the screen is blank (or a still) and nothing renders.
+    hours: str = setting("", "hours", "weekly opening hours, e.g. 'mon-fri 10:00-18:00; sat,sun 12:00-22:00' (a "
+                         "close at or before the open time is the next day; empty: always open)")
+    hours_timezone: str = setting("", "hours", "time zone of the opening hours, an IANA name such as Europe/Paris "
+                                  "(empty: the machine's)")
+    hours_closed: str = setting("", "hours", "dates closed all day, e.g. '2026-12-25, 2027-01-01'")
+    hours_open: str = setting("", "hours", "dates with their own hours instead of the weekday's, e.g. "
+                              "'2026-12-28 12:00-16:00; 2026-12-31 18:00-02:00' (a bare date: open all day)")
+    closed_image: str = setting("", "hours", "a still (PNG or JPEG) shown while closed (empty: a black screen)")
+    # The web remote for gallery staff.
+    remote: bool = setting(False, "remote", "serve the web remote: status, live view and controls in a browser")
+    remote_host: str = setting("127.0.0.1", "remote", "interface the remote listens on (0.0.0.0 for phones on "
+                               "the gallery network; then set remote_allow)")
+    remote_port: int = setting(8080, "remote", "TCP port of the remote (0: any free port, logged)", 0, 65535)
+    remote_allow: str = setting("", "remote", "comma-separated client addresses or networks to serve (empty: all)")
+    remote_token_file: str = setting("", "remote", "file holding the remote's access token, created (mode 0600) "
+                                     "at first start (empty: ~/.config/masquerade/remote-token)")
+    remote_token: str = setting("", "remote", "the access token itself (at least 16 characters) instead of the "
+                                "token file")
+    remote_open_status: bool = setting(False, "remote", "serve status, health and the live view without the token "
+                                       "(controls always need it)")
+    remote_names: str = setting("", "remote", "host names the remote answers to besides IP addresses, localhost "
+                                "and this machine's name (comma-separated)")
+    remote_control_rate: float = setting(2.0, "remote", "controls per second a client may send, sustained", 0.1,
+                                         100.0)
+    remote_control_burst: int = setting(10, "remote", "controls a client may send at once", 1, 1000)
+    remote_thumbnail_rate: float = setting(2.0, "remote", "live-view pictures encoded per second at most", 0.2, 30.0)
+    remote_thumbnail_size: int = setting(320, "remote", "longest side of the live view in pixels", 32, 1024)
     # Running.
     frames: int = setting(0, "run", "exit after this many displayed frames (0 = run forever)", 0, 10**12)
     screenshot: str = setting("", "run", "write a PNG of the screen here on exit (and on key S); with "
@@ -117,6 +145,15 @@ class RuntimeConfig:
             validate(spec, getattr(self, spec.name))
         check_screenshot_pattern(self.screenshot)
         self.webcam_config()
+        self.opening_hours()
+        if self.remote_token and len(self.remote_token) < 16:
+            raise ValueError("remote_token must be at least 16 characters (or leave it empty for a generated one)")
+
+    def opening_hours(self):
+        """The [hours] settings as a schedule, or None when the piece is always open."""
+        from installation.schedule import schedule_from_config
+
+        return schedule_from_config(self)
 
     def webcam_config(self):
         """The webcam's settings: its source and preview from the flags, the rest from the [webcam] table."""

@@ -4,8 +4,8 @@ Writers call `ControlState.set(name, value, source)` from any thread; the displa
 `snapshot()` and `drain_triggers()` once per frame and applies what it finds to the latent walker
 and the renderer flags. Nothing here blocks for longer than one dictionary update.
 
-Precedence: sources rank "keyboard" > "osc" > "webcam". After a source writes a parameter it holds
-that parameter for `hold_seconds` (default 10 s, refreshed by each write); while a hold is active,
+Precedence: sources rank "keyboard" > "remote" (the web remote) > "osc" > "webcam". After a source writes a
+parameter it holds that parameter for `hold_seconds` (default 10 s, refreshed by each write); while a hold is active,
 writes to the same parameter from lower-ranked sources are ignored. Once the hold expires the next
 lower-ranked write applies again, so a webcam that keeps writing takes over by itself. Equal-ranked
 writes always apply. Triggers (next, previous, jump, query, seed) are events, not values: they are
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 KINDS = ("float", "int", "bool", "choice", "trigger")
-SOURCES = ("keyboard", "osc", "webcam")  # Highest precedence first.
+SOURCES = ("keyboard", "remote", "osc", "webcam")  # Highest precedence first.
 DEFAULT_HOLD_SECONDS = 10.0
 SEED_MAX = 2**31 - 1
 
@@ -220,6 +220,9 @@ PARAMETER_LIST: tuple[Parameter, ...] = (
               doc="Frame trail (0 = off, 1 = longest: each frame keeps 95 % of the last, never all of it)."),
     Parameter("query", "trigger", doc="Ask the piece to send all current values back over OSC."),
     Parameter("fps_overlay", "bool", False, doc="Show the frames-per-second overlay."),
+    Parameter("open_now", "trigger", doc="Open (show the walk) outside the opening hours until their next change."),
+    Parameter("close_now", "trigger", doc="Close (blank the screen, stop rendering) until the hours' next change."),
+    Parameter("follow_hours", "trigger", doc="End an open_now / close_now override: follow the opening hours."),
 )
 
 PARAMETERS: Mapping[str, Parameter] = MappingProxyType({p.name: p for p in PARAMETER_LIST})

@@ -59,6 +59,10 @@ class Health:
     last_error: str | None = None
     restarts: int = 0
     osc: str = "off"
+    bundle: str = ""
+    closed: bool = False  # outside the opening hours: blank screen, no rendering
+    hours: str = "open (no opening hours set)"
+    remote: str = "off"
 
 
 class Heartbeat:
@@ -80,7 +84,12 @@ class Heartbeat:
                 "frames_shown": health.frames_shown, "display_fps": round(health.display_fps, 2),
                 "render_ms": round(health.render_ms, 2), "render_failures": health.render_failures,
                 "fallback": health.fallback, "osc": health.osc, "last_error": health.last_error,
-                "thread_restarts": health.restarts, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                "thread_restarts": health.restarts, "bundle": health.bundle, "hours": health.hours,
+                "remote": health.remote, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+    @staticmethod
+    def state(health: Health) -> str:
+        return "stalled" if health.stalled else "closed" if health.closed else "running"
 
     def beat(self, health: Health, force: bool = False) -> bool:
         now = self.clock()
@@ -90,7 +99,7 @@ class Heartbeat:
         if not health.stalled:
             sd_notify("WATCHDOG=1")
         if self.path is not None:
-            self.write(self.document(health, "stalled" if health.stalled else "running"))
+            self.write(self.document(health, self.state(health)))
         if self.feedback is not None:
             self.feedback.send("/heartbeat", round(now - health.started, 1), round(health.fps, 2),
                                health.new_frames)
@@ -182,7 +191,8 @@ def probe_display(config) -> str:
     display = open_display(config)
     try:
         try:
-            renderer = Renderer(load_bundle(config.model))  # in the same process, as in the piece
+            # In the same process and on the same backend as the piece (LiteRT: no TensorFlow beside the display).
+            renderer = Renderer(load_bundle(config.model, backend=config.backend, threads=config.threads))
             frame, shown = renderer.render(renderer_latent(renderer.bundle.latent_dim))[0], "a rendered frame shown"
         except (ValueError, FileNotFoundError, OSError):  # the bundle check reports it; the screen is tested anyway
             ramp = np.linspace(0, 255, 256, dtype=np.uint8)
@@ -287,6 +297,14 @@ def run_checks(config, out=None) -> int:
         checks.append(("feedback", check_feedback))
     if config.status_file:
         checks.append(("status", check_status_file))
+    if config.opening_hours() is not None or config.closed_image:
+        from installation.schedule import check_hours
+
+        checks.append(("hours", check_hours))
+    if config.remote:
+        from installation.remote import check_remote
+
+        checks.append(("remote", check_remote))
     failures = warnings = 0
     for name, check in checks:
         try:

@@ -304,7 +304,7 @@ def plain_network(network: Network) -> Network:
     return network
 
 
-def parse_allowlist(entries: Iterable[str] | None) -> tuple[Network, ...]:
+def parse_allowlist(entries: Iterable[str] | None, what: str = "OSC allowlist") -> tuple[Network, ...]:
     """Turn addresses or networks ("192.168.1.20", "10.0.0.0/24") into networks; raises ValueError.
 
     IPv4-mapped entries (::ffff:192.168.1.20) become IPv4, and senders are compared the same way, so an IPv4
@@ -319,11 +319,11 @@ def parse_allowlist(entries: Iterable[str] | None) -> tuple[Network, ...]:
             networks.append(plain_network(ipaddress.ip_network(entry.strip(), strict=False)))
         except ValueError:
             raise ValueError(
-                f"OSC allowlist entry {entry!r} is not an IP address or network "
+                f"{what} entry {entry!r} is not an IP address or network "
                 "like 192.168.1.20 or 10.0.0.0/24"
             ) from None
     if not networks:
-        raise ValueError("OSC allowlist is empty; leave it unset to accept every sender")
+        raise ValueError(f"{what} is empty; leave it unset to accept every sender")
     return tuple(networks)
 
 

@@ -92,7 +92,8 @@ def test_index_layout_manifest_and_exported_discriminator(indexed, tiny_dataset)
     assert len(calibration["late"]["percentiles"]) == 101
     assert calibration["late"]["percentiles"] == sorted(calibration["late"]["percentiles"])
     # The exported discriminator is the run's: same features as the in-memory model.
-    direct = feats.DiscriminatorFeatures(indexed["discriminator"]).extract(indexed["images"][:4])["late"]
+    direct = feats.DiscriminatorFeatures(indexed["discriminator"], invariance=feats.INVARIANT).extract(
+        indexed["images"][:4])["late"]
     np.testing.assert_allclose(np.load(bundle_dir / "index" / "late.npy")[:4], direct, atol=2e-3)
     assert not list(bundle_dir.glob(".index*"))
 
@@ -482,7 +483,9 @@ def test_inspection_report_is_self_contained_and_matches_the_json(indexed, tmp_p
         summary = report["summary"][layer]
         best = np.array([s["layers"][layer]["best_similarity"] for s in report["samples"]])
         assert summary["memorised_share"] == pytest.approx(float((best > summary["threshold_similarity"]).mean()))
-    assert "of samples above the dataset's own p95" in capsys.readouterr().out
+    calibrated = json.loads((indexed["bundle"] / "index" / "calibration.json").read_text())["memorisation"]
+    assert report["summary"]["late"]["threshold_percentile"] == calibrated["percentile"]
+    assert f"of samples above the dataset's own p{calibrated['percentile']}" in capsys.readouterr().out
 
 
 def test_inspection_of_a_bundle_without_index_exits_2(tmp_path, capsys):

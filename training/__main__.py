@@ -1,4 +1,4 @@
-"""`python -m training COMMAND`: synthetic, ingest, dcgan, export, srgan, eval-sr, export-sr, index, quality,
+"""`python -m training COMMAND`: synthetic, ingest, dcgan, launch, export, srgan, eval-sr, export-sr, index, quality,
 convert-litert."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, NotADirectoryError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, NotADirectoryError, ConnectionError)
 
 
 def parse_bool(text: str) -> bool:
@@ -72,14 +72,19 @@ def base_config(args, config_class):
 
 
 def run_dcgan(args) -> int:
+    from training.cluster import role_from_environment, worker_failures
     from training.dcgan import DCGANConfig, DCGANTrainer
     from training.runs import prepare_run_dir
 
+    role = role_from_environment()
     base, given = base_config(args, DCGANConfig)
-    config = prepare_run_dir(base.out, base, resume=args.resume, explicit=given)
-    result = DCGANTrainer(config).train()
+    # Only the chief writes the run folder; the other workers of a cluster read its config when resuming.
+    config = prepare_run_dir(base.out, base, resume=args.resume, explicit=given, write=role.chief)
+    with worker_failures(role):
+        result = DCGANTrainer(config).train()
+    where = f"checkpoints in {config.out}" if role.chief else f"{role.name} of {role.workers}"
     print(f"done: step {result['step']}, d_loss {result.get('d_loss', float('nan')):.4f}, "
-          f"g_loss {result.get('g_loss', float('nan')):.4f}; checkpoints in {config.out}")
+          f"g_loss {result.get('g_loss', float('nan')):.4f}; {where}")
     return 0
 
 
@@ -235,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     synthetic = commands.add_parser("synthetic", help="generate the procedural mask collection", add_help=False)
     synthetic.set_defaults(handler=None)
+    launch = commands.add_parser("launch", help="N local workers of one multi-worker run: launch --workers N -- dcgan",
+                                 add_help=False)
+    launch.set_defaults(handler=None)
     return parser
 
 
@@ -250,8 +258,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the studio commands need TensorFlow, which the runtime install leaves out: {TRAIN_INSTALL}",
               file=sys.stderr)
         return 2
+    if argv[:1] == ["launch"]:
+        from training import launch
+
+        return launch.main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    if not args.verbose:
+        # tf.distribute logs every collective it builds at INFO; a multi-worker run would drown in them.
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
     from training.runs import TrainingInterrupted
 
     try:

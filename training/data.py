@@ -201,14 +201,19 @@ def distributed_dataset(
     data_dir: str | os.PathLike,
     resolution: int,
     global_batch_size: int,
+    options: tf.distribute.InputOptions | None = None,
     **kwargs: Any,
 ) -> tf.distribute.DistributedDataset:
-    """`make_dataset` distributed over `strategy`: one input pipeline per worker, per-replica batches."""
+    """`make_dataset` distributed over `strategy`: one input pipeline per worker, per-replica batches.
+
+    `options` with `InputReplicationMode.PER_REPLICA` gives every replica its own pipeline and share, as if
+    each were a worker of its own (how a one-process run reproduces a multi-worker run exactly).
+    """
 
     def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
         return make_dataset(data_dir, resolution, global_batch_size, input_context=input_context, **kwargs)
 
-    return strategy.distribute_datasets_from_function(dataset_fn)
+    return strategy.distribute_datasets_from_function(dataset_fn, options)
 
 
 def load_images(data_dir: str | os.PathLike, resolution: int | None = None) -> tuple[np.ndarray, np.ndarray]:

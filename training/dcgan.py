@@ -14,7 +14,17 @@ import tensorflow as tf
 from models import dcgan
 from training import data
 from training.augment import diff_augment, parse_policy
-from training.runs import CHECKPOINT_DIR, LoopKeeper, StopSignals, image_grid, publish_samples, to_uint8
+from training.cluster import StopAgreement, WorkerPlaces, role_from_environment
+from training.precision import agree_on_finite, check_precision, dtype_policy, wrap_optimizer
+from training.runs import (
+    CHECKPOINT_DIR,
+    LoopKeeper,
+    StopSignals,
+    image_grid,
+    publish_samples,
+    run_path,
+    to_uint8,
+)
 from training.strategy import StrategyConfig, check_global_batch, make_strategy
 
 log = logging.getLogger(__name__)
@@ -50,6 +60,7 @@ class DCGANConfig:
     ema_decay: float = 0.0  # exponential moving average of G's weights, exported instead of the raw ones; 0 = off
     r1_gamma: float = 0.0  # R1 gradient penalty on real images (Mescheder et al. 2018); 0 = off
     discriminator_learning_rate: float | None = None  # default: learning_rate (TTUR when different)
+    mixed_precision: str = "none"  # or mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16 (TPUs)
     steps_per_loop: int = 10
     checkpoint_every: int = 500
     sample_every: int = 500
@@ -71,6 +82,7 @@ class DCGANConfig:
         }
         dcgan.check_upsampling(self.upsampling)
         parse_policy(self.augment)
+        check_precision(self.mixed_precision)
         if self.loss not in LOSSES:
             raise ValueError(f"loss {self.loss!r} is unknown; choose one of {', '.join(LOSSES)}")
         if not 0 <= self.ema_decay < 1:
@@ -110,7 +122,7 @@ def build_generator(config: DCGANConfig) -> keras.Model:
 class DCGANTrainer:
     def __init__(self, config: DCGANConfig, strategy: tf.distribute.Strategy | None = None):
         self.config = config
-        self.run_dir = Path(config.out)
+        self.run_dir = run_path(config.out)  # a local Path, or a gs:// URL
         self.strategy = strategy or make_strategy(config.strategy_config)
         check_global_batch(config.batch_size, self.strategy)
         image_size = data.load_manifest(config.data)["image_size"]
@@ -120,7 +132,15 @@ class DCGANTrainer:
                 f"{config.resolution}; re-ingest with --image-size {config.resolution} or more"
             )
         self.augment_policy = parse_policy(config.augment)
-        with self.strategy.scope():
+        # With several workers only the chief writes the run folder; the others save into a temporary folder.
+        self.chief = self.strategy.extended.should_checkpoint
+        self.places = WorkerPlaces(self.run_dir, self.chief)
+        multiworker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        self.stop_agreement = StopAgreement(self.strategy, multiworker and role_from_environment().workers > 1)
+        # The seed names the whole run: initial weights here, data order and noise below. (Several workers would
+        # agree anyway, since the chief's initial values are broadcast; a one-process rerun needs the seed.)
+        keras.utils.set_random_seed(config.seed)
+        with self.strategy.scope(), dtype_policy(config.mixed_precision):
             self.generator = build_generator(config)
             self.discriminator = dcgan.discriminator(
                 config.resolution, config.width_multiplier, config.spectral_norm, config.minibatch_stddev
@@ -130,9 +150,12 @@ class DCGANTrainer:
             self.average_generator = build_generator(config) if config.ema_decay else None
             if self.average_generator is not None:
                 self.average_generator.set_weights(self.generator.get_weights())
-            self.generator_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)
-            self.discriminator_optimizer = keras.optimizers.Adam(
-                config.discriminator_learning_rate or config.learning_rate, beta_1=config.beta1
+            self.generator_optimizer = wrap_optimizer(
+                keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1), config.mixed_precision
+            )
+            self.discriminator_optimizer = wrap_optimizer(
+                keras.optimizers.Adam(config.discriminator_learning_rate or config.learning_rate, beta_1=config.beta1),
+                config.mixed_precision,
             )
             # Built now so a checkpoint restores their slots immediately rather than on first use.
             self.generator_optimizer.build(self.generator.trainable_variables)
@@ -150,17 +173,18 @@ class DCGANTrainer:
             **({"average_generator": self.average_generator} if self.average_generator is not None else {}),
         )
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self.run_dir / CHECKPOINT_DIR, max_to_keep=config.keep_checkpoints
+            self.checkpoint, self.places.checkpoint_dir, max_to_keep=config.keep_checkpoints if self.chief else 1
         )
         self.fixed_noise = sample_noise(64, config.latent_dim, config.seed + 1)
         self.train_steps = tf.function(self.train_steps_fn)
 
     def restore(self) -> int:
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            log.info("resumed from %s at step %d", self.manager.latest_checkpoint, int(self.step))
+        latest = tf.train.latest_checkpoint(str(self.places.restore_dir))
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            log.info("resumed from %s at step %d", latest, int(self.step))
         elif self.config.init_from:
-            source = tf.train.latest_checkpoint(str(Path(self.config.init_from) / CHECKPOINT_DIR))
+            source = tf.train.latest_checkpoint(str(run_path(self.config.init_from, CHECKPOINT_DIR)))
             if source is None:
                 raise FileNotFoundError(f"--init-from {self.config.init_from} holds no checkpoint to start from")
             networks = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator)
@@ -190,6 +214,13 @@ class DCGANTrainer:
         gradients = tape.gradient(total, real_images)
         return 0.5 * self.config.r1_gamma * tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3])
 
+    def apply(self, optimizer, loss, tape, variables):
+        """One optimizer update; under float16 the loss is scaled first and overflowing steps are skipped."""
+        gradients = tape.gradient(loss, variables)
+        if self.config.mixed_precision == "mixed_float16":
+            gradients = agree_on_finite(gradients)
+        optimizer.apply_gradients(zip(gradients, variables, strict=True))
+
     def average(self, per_example):
         # Each replica divides by the *global* batch: the optimizer sums gradients across replicas,
         # so the sum of these per-replica means is the mean over the whole global batch.
@@ -210,14 +241,12 @@ class DCGANTrainer:
             penalised = discriminator_loss
             if config.r1_gamma:
                 penalised = penalised + self.average(self.r1_penalty(real_images))
-        discriminator_gradients = discriminator_tape.gradient(penalised, self.discriminator.trainable_variables)
-        generator_gradients = generator_tape.gradient(generator_loss, self.generator.trainable_variables)
-        self.discriminator_optimizer.apply_gradients(
-            zip(discriminator_gradients, self.discriminator.trainable_variables, strict=True)
-        )
-        self.generator_optimizer.apply_gradients(
-            zip(generator_gradients, self.generator.trainable_variables, strict=True)
-        )
+            # scale_loss is the identity unless the optimizer is a LossScaleOptimizer (float16).
+            scaled_discriminator_loss = self.discriminator_optimizer.scale_loss(penalised)
+            scaled_generator_loss = self.generator_optimizer.scale_loss(generator_loss)
+        self.apply(self.discriminator_optimizer, scaled_discriminator_loss, discriminator_tape,
+                   self.discriminator.trainable_variables)
+        self.apply(self.generator_optimizer, scaled_generator_loss, generator_tape, self.generator.trainable_variables)
         for _ in range(config.generator_updates - 1):
             self.generator_only_step(batch)
         real_score = self.average(tf.sigmoid(real_logits))
@@ -231,8 +260,8 @@ class DCGANTrainer:
             fake_images = self.generator(latent, training=True)
             fake_logits = self.discriminator(self.discriminator_input(fake_images), training=True)
             loss = self.average(self.losses(tf.zeros_like(fake_logits), fake_logits)[1])
-        gradients = tape.gradient(loss, self.generator.trainable_variables)
-        self.generator_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables, strict=True))
+            scaled_loss = self.generator_optimizer.scale_loss(loss)
+        self.apply(self.generator_optimizer, scaled_loss, tape, self.generator.trainable_variables)
 
     def update_average(self):
         """average <- decay * average + (1 - decay) * weights, with a warm-up so early steps are not frozen in.
@@ -245,6 +274,26 @@ class DCGANTrainer:
         for average, weight in zip(self.average_generator.weights, self.generator.weights, strict=True):
             average.assign(decay * average + (1.0 - decay) * tf.convert_to_tensor(weight))
 
+    def synchronise_statistics(self):
+        """Average the batch-norm moving statistics over the replicas (one all-reduce for all of them).
+
+        Each replica updates them from its own share of the batch, so without this every worker would hold
+        different ones and the exported generator would describe the chief's share only.
+        """
+        variables = self.generator.non_trainable_weights + self.discriminator.non_trainable_weights
+        if not variables:
+            return
+
+        def local_values():
+            return tf.concat([tf.reshape(tf.convert_to_tensor(variable), [-1]) for variable in variables], axis=0)
+
+        mean = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, self.strategy.run(local_values), axis=None)
+        offset = 0
+        for variable in variables:
+            size = int(np.prod(variable.shape))
+            variable.assign(tf.reshape(mean[offset : offset + size], variable.shape))
+            offset += size
+
     def train_steps_fn(self, iterator, count):
         """`count` steps in one graph call: Python overhead paid once per loop, not once per step."""
         metrics = (tf.constant(0.0),) * 4
@@ -253,15 +302,18 @@ class DCGANTrainer:
             metrics = tuple(
                 self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in per_replica
             )
+            if self.strategy.num_replicas_in_sync > 1:
+                self.synchronise_statistics()
             if self.average_generator is not None:
                 self.update_average()
             self.step.assign_add(1)
         return metrics
 
-    def dataset(self):
+    def dataset(self, options: tf.distribute.InputOptions | None = None):
+        """Each worker reads its own share of the shards (see data.make_dataset); per-replica batches."""
         return data.distributed_dataset(
             self.strategy, self.config.data, self.config.resolution, self.config.batch_size, seed=self.config.seed,
-            augment_flip=self.config.flip,
+            augment_flip=self.config.flip, options=options,
         )
 
     @property
@@ -272,18 +324,32 @@ class DCGANTrainer:
     def samples(self) -> np.ndarray:
         return to_uint8(self.exported_generator(self.fixed_noise, training=False))
 
-    def save_samples(self, step: int, writer) -> Path:
+    def save_samples(self, step: int, writer) -> str | Path | None:
+        if not self.chief:
+            return None
         return publish_samples(self.run_dir, step, image_grid(self.samples(), columns=8), writer)
 
+    def close(self) -> None:
+        """Delete what a worker other than the chief wrote (its checkpoints); the chief's run folder stays."""
+        self.places.cleanup()
+
     def train(self) -> dict:
+        try:
+            return self.train_loop()
+        finally:
+            self.close()
+
+    def train_loop(self) -> dict:
         config = self.config
         start = self.restore()
         iterator = iter(self.dataset())
-        writer = tf.summary.create_file_writer(str(self.run_dir / "logs"))
+        writer = tf.summary.create_file_writer(str(run_path(self.run_dir, "logs"))) if self.chief \
+            else tf.summary.create_noop_writer()
         metrics = {}
         step = start
         with StopSignals() as stop, writer.as_default():
-            keeper = LoopKeeper(self, "dcgan", config.steps, start, writer, stop, "with a lower --learning-rate")
+            keeper = LoopKeeper(self, "dcgan", config.steps, start, writer, stop, "with a lower --learning-rate",
+                                agree=self.stop_agreement)
             while step < config.steps:
                 count = min(config.steps_per_loop, config.steps - step)
                 began = time.perf_counter()

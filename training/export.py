@@ -10,23 +10,23 @@ import tensorflow as tf
 
 from models import bundle, dcgan
 from training import data
-from training.runs import CHECKPOINT_DIR, CONFIG_FILE
+from training.runs import CHECKPOINT_DIR, CONFIG_FILE, is_file, read_text, run_path
 from training.srgan import build_upscaler
 
 log = logging.getLogger(__name__)
 
 
 def read_run_config(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
+    path = run_path(run_dir, CONFIG_FILE)
+    if not is_file(path):
         raise FileNotFoundError(f"{path} is missing: {run_dir} is not a training run folder")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(read_text(path))
 
 
 def latest_checkpoint(run_dir: str | Path) -> str:
-    checkpoint = tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINT_DIR))
+    checkpoint = tf.train.latest_checkpoint(str(run_path(run_dir, CHECKPOINT_DIR)))
     if checkpoint is None:
-        raise FileNotFoundError(f"{Path(run_dir) / CHECKPOINT_DIR} holds no checkpoint; train first")
+        raise FileNotFoundError(f"{run_path(run_dir, CHECKPOINT_DIR)} holds no checkpoint; train first")
     return checkpoint
 
 

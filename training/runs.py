@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import os
 import signal
 import sys
 import threading
@@ -35,27 +37,75 @@ def config_differences(stored: dict, wanted: dict, ignore=RESUMABLE_OVERRIDES) -
     return [f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}" for key in keys if stored.get(key) != wanted.get(key)]
 
 
-def has_checkpoint(run_dir: Path) -> bool:
-    return (run_dir / CHECKPOINT_DIR / "checkpoint").is_file()
+def is_remote(path: str | Path) -> bool:
+    return "://" in str(path)
 
 
-def prepare_run_dir(run_dir: str | Path, config: Any, resume: bool, explicit: set[str] = frozenset()) -> Any:
+def run_path(run_dir: str | Path, *parts: str) -> str | Path:
+    """A path in a run folder: a Path on local disk, a URL string on gs:// (pathlib would fold its '//')."""
+    if is_remote(run_dir):
+        return "/".join([str(run_dir).rstrip("/"), *parts])
+    return Path(run_dir, *parts)
+
+
+def read_text(path: str | Path) -> str:
+    if is_remote(path):
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(str(path), "r") as stream:
+            return stream.read()
+    return Path(path).read_text(encoding="utf-8")
+
+
+def is_file(path: str | Path) -> bool:
+    if is_remote(path):
+        import tensorflow as tf
+
+        return tf.io.gfile.exists(str(path)) and not tf.io.gfile.isdir(str(path))
+    return Path(path).is_file()
+
+
+def write_bytes(path: str | Path, payload: bytes) -> None:
+    """Write a whole file: renamed into place locally; on object stores one upload is already all-or-nothing."""
+    if is_remote(path):
+        import tensorflow as tf
+
+        tf.io.gfile.makedirs(str(path).rsplit("/", 1)[0])
+        if tf.io.gfile.exists(str(path)):
+            tf.io.gfile.remove(str(path))  # not every file system truncates on overwrite (TensorFlow's ram://)
+        with tf.io.gfile.GFile(str(path), "wb") as stream:
+            stream.write(payload)
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_bytes(payload)
+    temporary.replace(path)
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    return is_file(run_path(run_dir, CHECKPOINT_DIR, "checkpoint"))
+
+
+def prepare_run_dir(
+    run_dir: str | Path, config: Any, resume: bool, explicit: set[str] = frozenset(), write: bool = True
+) -> Any:
     """Create or reopen a run folder and return the config the run must use.
 
     A fresh run refuses a folder that already holds a run (nothing already saved is touched). A resumed
     run takes the stored config, overriding only the fields in RESUMABLE_OVERRIDES the user gave explicitly.
+    With `write=False` (a worker that is not the chief) the folder is only read. The folder may be a gs:// URL.
     """
-    run_dir = Path(run_dir)
     wanted = dataclasses.asdict(config)
-    stored_path = run_dir / CONFIG_FILE
+    stored_path = run_path(run_dir, CONFIG_FILE)
     if resume:
-        if not stored_path.is_file() or not has_checkpoint(run_dir):
+        if not is_file(stored_path) or not has_checkpoint(run_dir):
             raise ValueError(f"{run_dir} holds no checkpoint to resume; drop --resume to start a new run there")
-        stored = json.loads(stored_path.read_text(encoding="utf-8"))
+        stored = json.loads(read_text(stored_path))
         overrides = {key: wanted[key] for key in RESUMABLE_OVERRIDES if key in explicit and key in stored}
         config = dataclasses.replace(config, **{**stored, **overrides})
-    elif stored_path.is_file():
-        stored = json.loads(stored_path.read_text(encoding="utf-8"))
+    elif is_file(stored_path):
+        stored = json.loads(read_text(stored_path))
         differences = config_differences(stored, wanted)
         if differences:
             raise ValueError(
@@ -64,8 +114,10 @@ def prepare_run_dir(run_dir: str | Path, config: Any, resume: bool, explicit: se
             )
         if has_checkpoint(run_dir):
             raise ValueError(f"{run_dir} already holds a run with checkpoints; pass --resume to continue it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(stored_path, dataclasses.asdict(config))
+    if write and is_remote(run_dir):
+        write_bytes(stored_path, (json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True) + "\n").encode())
+    elif write:
+        write_json_atomic(stored_path, dataclasses.asdict(config))
     return config
 
 
@@ -116,19 +168,18 @@ def image_grid(images: np.ndarray, columns: int, gap: int = 2, fill: int = 16) -
     return grid
 
 
-def save_png(array: np.ndarray, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    Image.fromarray(array).save(temporary, format="PNG")
-    temporary.replace(path)
+def save_png(array: np.ndarray, path: str | Path) -> str | Path:
+    encoded = io.BytesIO()
+    Image.fromarray(array).save(encoded, format="PNG")
+    write_bytes(path, encoded.getvalue())
     return path
 
 
-def publish_samples(run_dir: Path, step: int, image: np.ndarray, writer) -> Path:
+def publish_samples(run_dir: str | Path, step: int, image: np.ndarray, writer) -> str | Path:
     """A run's sample image at a step: a PNG under run/samples/ and an image in TensorBoard."""
     import tensorflow as tf
 
-    path = save_png(image, Path(run_dir) / "samples" / f"step_{step:08d}.png")
+    path = save_png(image, run_path(run_dir, "samples", f"step_{step:08d}.png"))
     with writer.as_default():
         tf.summary.image("samples", image[None], step=step)
     return path
@@ -150,13 +201,17 @@ class LoopKeeper:
     check, TensorBoard scalars, sample images, checkpoints, and the checkpoint-then-stop on SIGINT/SIGTERM.
 
     `trainer` has `config` (log_every, sample_every, checkpoint_every), `manager` (a CheckpointManager),
-    `run_dir` and `save_samples(step, writer)`.
+    `run_dir` and `save_samples(step, writer)`. `agree(requested) -> bool` turns this process's stop request
+    into the decision all workers of a cluster share (see training.cluster.StopAgreement); every decision that
+    leads to a checkpoint save is the same on every worker, because a save is a collective there.
     """
 
-    def __init__(self, trainer, name: str, total: int, start: int, writer, stop: StopSignals, fix_hint: str):
+    def __init__(self, trainer, name: str, total: int, start: int, writer, stop: StopSignals, fix_hint: str,
+                 agree=None):
         from tqdm import tqdm
 
         self.trainer, self.total, self.writer, self.stop, self.fix_hint = trainer, total, writer, stop, fix_hint
+        self.agree = agree or (lambda requested: requested)
         self.bar = tqdm(total=total, initial=min(start, total), unit="step", desc=name, **progress_kwargs())
 
     def after(self, previous: int, step: int, metrics: dict, losses: dict) -> None:
@@ -178,15 +233,16 @@ class LoopKeeper:
             self.trainer.save_samples(step, self.writer)
         if crossed(previous, step, config.checkpoint_every):
             manager.save(checkpoint_number=step)
-        if self.stop.requested:
+        if self.agree(self.stop.requested):
             manager.save(checkpoint_number=step)
             self.bar.close()
-            raise TrainingInterrupted(step, self.stop.signum)
+            # A worker that was not signalled itself stops because another one was (preemption of one host).
+            raise TrainingInterrupted(step, self.stop.signum or signal.SIGTERM)
 
     def finish(self, step: int) -> None:
         """A final checkpoint (unless the last chunk just wrote it) and samples at the last step."""
         manager = self.trainer.manager
-        if manager.latest_checkpoint != str(Path(self.trainer.run_dir) / CHECKPOINT_DIR / f"ckpt-{step}"):
+        if manager.latest_checkpoint != os.path.join(str(manager.directory), f"ckpt-{step}"):
             manager.save(checkpoint_number=step)
         self.trainer.save_samples(step, self.writer)
         self.bar.close()

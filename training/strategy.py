@@ -69,13 +69,14 @@ def tf_config_workers() -> list[str]:
     try:
         return list(json.loads(raw).get("cluster", {}).get("worker", []))
     except (json.JSONDecodeError, AttributeError) as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({error}); see the multi-host section of the README") from None
+        raise ValueError(f"TF_CONFIG is not valid JSON ({error}); see docs/distributed.md") from None
 
 
 def multiworker_strategy(config: StrategyConfig) -> tf.distribute.Strategy:
     if not tf_config_workers():
         raise ValueError(
-            "strategy 'multiworker' needs TF_CONFIG with a cluster.worker list and a task entry on every host"
+            "strategy 'multiworker' needs TF_CONFIG with a cluster.worker list and a task entry on every host "
+            "(python -m training launch sets it for local workers; see docs/distributed.md)"
         )
     return tf.distribute.MultiWorkerMirroredStrategy()
 
