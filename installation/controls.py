@@ -220,6 +220,7 @@ PARAMETER_LIST: tuple[Parameter, ...] = (
               doc="Frame trail (0 = off, 1 = longest: each frame keeps 95 % of the last, never all of it)."),
     Parameter("query", "trigger", doc="Ask the piece to send all current values back over OSC."),
     Parameter("fps_overlay", "bool", False, doc="Show the frames-per-second overlay."),
+    Parameter("ndi", "bool", False, doc="Send the frames as an NDI source (needs the ndi extra)."),
 )
 
 PARAMETERS: Mapping[str, Parameter] = MappingProxyType({p.name: p for p in PARAMETER_LIST})
