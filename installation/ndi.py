@@ -44,6 +44,9 @@ def load_binding():
     try:
         import NDIlib
     except ImportError as error:
+        if "avahi" in str(error):  # libndi links the system's Avahi client library on Linux
+            raise NdiUnavailable(f"the NDI runtime needs the system's Avahi client library ({error}); "
+                                 "Debian/Ubuntu: apt-get install libavahi-client3") from None
         raise NdiUnavailable(f"the NDI binding is not installed ({error}); {INSTALL_HINT}") from None
     except OSError as error:  # libndi found but one of its system libraries (e.g. libavahi-client) is not
         raise NdiUnavailable(f"the NDI runtime cannot be loaded ({error})") from None
@@ -69,6 +72,7 @@ class NdiOutput:
         self.name = check_source_name(name)
         self.rate = frame_rate(fps)
         self.sent = self.replaced = self.failures = 0  # frames sent; offered but overtaken by a newer one
+        self.cpu_seconds = 0.0  # CPU time the sender thread spent converting and sending (what NDI costs here)
         self.problem: str | None = None  # why the sender stopped, once it has
         self._slot: np.ndarray | None = None
         self._lock = threading.Lock()
@@ -136,6 +140,7 @@ class NdiOutput:
                 frame, self._slot = self._slot, None
             if frame is None:
                 continue
+            began = time.thread_time()
             try:
                 height, width = frame.shape[:2]
                 rgbx = buffers.get((width, height))
@@ -148,6 +153,7 @@ class NdiOutput:
                 video.data = rgbx
                 ndi.send_send_video_v2(self._sender, video)  # synchronous: rgbx is free again on return
                 self.sent += 1
+                self.cpu_seconds += time.thread_time() - began
             except Exception as error:  # noqa: BLE001 - a failing frame is counted and logged; the next may pass
                 self.failures += 1
                 self.problem = f"{type(error).__name__}: {error}"
@@ -175,6 +181,7 @@ class NdiSwitch:
     def __init__(self, name: str, fps: float):
         self.name, self.fps = name, fps
         self.output: NdiOutput | None = None
+        self.last_output: NdiOutput | None = None  # the one last stopped, for its counters
         self.refused = False  # the last request to switch on failed; cleared when the control goes off
 
     def update(self, enabled: bool, frame: np.ndarray | None) -> None:
@@ -189,11 +196,11 @@ class NdiSwitch:
             self.refused = False
             if self.output is not None:
                 self.output.stop()
-                self.output = None
+                self.last_output, self.output = self.output, None
         if self.output is not None and frame is not None:
             self.output.offer(frame)
 
     def stop(self) -> None:
         if self.output is not None:
             self.output.stop()
-            self.output = None
+            self.last_output, self.output = self.output, None
