@@ -132,6 +132,29 @@ def run_with_receiver(bundle_dir: Path, size: int, seconds: float) -> dict:
     return {**result, "received": int(received), "received_fps": float(rate)}
 
 
+def ndi_send_cost(size: int, seconds: float) -> dict:
+    """CPU of the whole NDI send path (the sender thread and libndi's own threads), alone in this process:
+    60 frames a second of a 512 px picture offered to an NdiOutput while the receiver process pulls them."""
+    import subprocess
+
+    from installation.ndi import NdiOutput
+
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, NDI_NAME], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+    output = NdiOutput(NDI_NAME, 60.0).start()
+    frames = [np.random.default_rng(index).integers(0, 256, (size, size, 3), np.uint8) for index in range(8)]
+    receiver.stdout.readline()  # "connected"
+    began, cpu_began, index = time.monotonic(), time.process_time(), 0
+    while time.monotonic() - began < seconds:
+        output.offer(frames[index % len(frames)])
+        index += 1
+        time.sleep(max(0.0, began + index / 60 - time.monotonic()))
+    cpu, elapsed = time.process_time() - cpu_began, time.monotonic() - began
+    output.stop()
+    receiver.communicate("", timeout=30)
+    return {"cpu_ms_per_frame": 1000 * cpu / max(output.sent, 1), "sent_fps": output.sent / elapsed}
+
+
 def bench_ndi(seconds: float, rounds: int) -> int:
     size, (resolution, width) = 512, CASES[512]
     print(f"{os.cpu_count()} CPU cores, {seconds:.0f} s per run, {rounds} rounds of NDI off / on, "
@@ -169,6 +192,10 @@ def bench_ndi(seconds: float, rounds: int) -> int:
           "(on renders more new frames: not NDI's cost alone)")
     print(f"median CPU ms per frame in the NDI sender thread (RGB->RGBX and the send call): {sender:.2f} "
           f"= {100 * sender / (1000 / 60):.1f}% of a 60 fps frame")
+    alone = ndi_send_cost(size, seconds)
+    print(f"NDI send path alone (sender thread + libndi's threads, receiver connected): "
+          f"{alone['cpu_ms_per_frame']:.2f} CPU ms per frame at {alone['sent_fps']:.1f} frames/s "
+          f"= {100 * alone['cpu_ms_per_frame'] / (1000 / 60):.1f}% of one core's 60 fps frame")
     return 0
 
 

@@ -192,10 +192,10 @@ class Piece:
             self.controls.set(parameter, not self.controls.get(parameter), "keyboard")
         elif name in TRIGGER_KEYS:
             self.controls.trigger(TRIGGER_KEYS[name], "keyboard")
-        elif self.presets.handle_key(name, ctrl):
-            pass
         elif name == "s":
             self.screenshot()
+        else:
+            self.presets.handle_key(name, ctrl)  # Ctrl+1..9 save a preset, 1..9 recall it
 
     def screenshot(self) -> None:
         """Write the screen to the configured pattern (validated at start). A failed write (full disk, a folder

@@ -18,7 +18,8 @@ and waiting for a time tag would either stall the receive loop or need a schedul
 
 Messages (prefix "/masquerade" by default, see docs/osc.md):
     /masquerade/<name> value          one parameter per address (TouchDesigner OSC Out CHOP channels)
-    /masquerade name value name value  "Transpose By Name": several parameters in one message
+    /masquerade name value name value  several parameters in one message (OSC Out DAT sendOSC)
+    /masquerade/preset/save N|name     addresses given as handlers (presets), see OscServer
 """
 
 from __future__ import annotations
