@@ -212,4 +212,4 @@ def test_the_running_piece_is_an_ndi_source_at_its_frame_size_colours_and_rate(t
     shown_pixels = screen[::4, ::4].astype(int)  # each frame pixel is a 4x4 block on the screen
     assert np.array_equal(screen[1::4, 2::4], screen[::4, ::4])
     difference = np.abs(picture - shown_pixels)
-    assert difference.mean() < 2.0 and np.percentile(difference, 99) <= 12, (difference.mean(), difference.max())
+    assert difference.mean() < 2.0 and difference.max() <= 8, (difference.mean(), difference.max())  # seen: 1.5, 3
