@@ -213,3 +213,19 @@ def test_the_running_piece_is_an_ndi_source_at_its_frame_size_colours_and_rate(t
     assert np.array_equal(screen[1::4, 2::4], screen[::4, ::4])
     difference = np.abs(picture - shown_pixels)
     assert difference.mean() < 2.0 and difference.max() <= 8, (difference.mean(), difference.max())  # seen: 1.5, 3
+
+
+def test_without_the_extra_ndi_is_one_line_and_the_piece_runs(tiny_bundle, tmp_path):
+    """A machine without ndi-python: an NDIlib that cannot be imported stands first on the path."""
+    shadow = tmp_path / "shadow" / "NDIlib"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text('raise ImportError("No module named \'NDIlib\'")\n', encoding="utf-8")
+    environment = {**os.environ, "PYTHONPATH": f"{shadow.parent}{os.pathsep}{ROOT}", "TF_CPP_MIN_LOG_LEVEL": "3",
+                   "SDL_VIDEODRIVER": "dummy"}
+    result = subprocess.run([sys.executable, "run_installation.py", "--no-osc", "--model", str(tiny_bundle),
+                             "--windowed", "--ndi", "--frames", "20"], cwd=ROOT, env=environment,
+                            capture_output=True, text=True, timeout=150)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "NDI" in line]
+    assert len(lines) == 1 and "pip install" in lines[0] and "runs without it" in lines[0], lines
+    assert "Traceback" not in result.stderr and "stopped after 20 frames" in result.stderr
