@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import wait_until
 from PIL import Image
 
 from installation.ndi import NdiOutput, NdiSwitch, check_source_name, frame_rate
@@ -229,3 +230,32 @@ def test_without_the_extra_ndi_is_one_line_and_the_piece_runs(tiny_bundle, tmp_p
     lines = [line for line in result.stderr.splitlines() if "NDI" in line]
     assert len(lines) == 1 and "pip install" in lines[0] and "runs without it" in lines[0], lines
     assert "Traceback" not in result.stderr and "stopped after 20 frames" in result.stderr
+
+
+def test_osc_switches_the_ndi_output_of_the_live_loop_on_and_off(tiny_bundle):
+    """/masquerade/ndi 1 over real UDP starts the source of a running piece (headless), 0 withdraws it."""
+    from pythonosc.udp_client import SimpleUDPClient
+    from test_control_integration import free_port, start_piece
+
+    from installation.app import Piece
+    from installation.config import RuntimeConfig
+
+    binding()
+    name, port = f"Masquerade osc {os.getpid()}", free_port()
+    piece = Piece(RuntimeConfig(model=str(tiny_bundle), osc_port=port, ndi_name=name, stats_every=3600.0))
+    thread = start_piece(piece)
+    try:
+        assert piece.ndi.output is None
+        client = SimpleUDPClient("127.0.0.1", port)
+        client.send_message("/masquerade/ndi", 1)
+        receiver = Receiver(name, timeout=30)
+        assert receiver.frames(10, until=lambda got: len(got) >= 3)
+        assert piece.ndi.output is not None and piece.ndi.output.sent >= 3
+        client.send_message("/masquerade/ndi", 0)
+        assert wait_until(lambda: piece.ndi.output is None, timeout=5)
+        receiver.frames(0.5)  # what was already on its way
+        assert receiver.frames(1.0) == []
+        receiver.close()
+    finally:
+        piece.request_stop()
+        thread.join(10)
