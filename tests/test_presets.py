@@ -70,6 +70,10 @@ def test_recall_writes_the_controls_and_returns_the_walk_to_glide_to(tmp_path):
     recalled = reloaded.take(walk, controls)
     assert (recalled.seed, recalled.keyframe) == (7, 2)
     assert controls.get("speed") == 0.5 and controls.get("mode") == "drift" and controls.get("captions") is False
+    walk.set_transition_seconds(controls.get("crossfade"))  # what steering does with the recalled crossfade
+    walk.jump_to_keyframe(recalled.seed, recalled.keyframe, 10.0)
+    assert walk.keyframe == 2 and walk.seed == 7
+    assert walk.advance(11.5).transition == pytest.approx(0.5)  # a glide over the preset's 3 s, like any jump
 
 
 def test_osc_preset_addresses_over_real_udp(tmp_path):
