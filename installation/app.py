@@ -21,6 +21,9 @@ from installation.captions import Captions
 from installation.controls import PARAMETERS, ControlState, Snapshot
 from installation.kiosk import Health, Heartbeat, sd_notify
 from installation.latent import WalkConfig, Walker, offset_direction
+from installation.ndi import NdiSwitch
+from installation.presets import DEFAULT_FILE as DEFAULT_PRESETS_FILE
+from installation.presets import Presets
 from installation.schedule import OpeningGate
 from installation.services import Services
 from installation.worker import FrameRequest, RenderWorker, blend, pick_frame
@@ -45,7 +48,7 @@ def initial_controls(config: runtime_config.RuntimeConfig) -> ControlState:
         "speed": config.speed, "truncation": config.truncation, "mode": config.mode,
         "loop_keyframes": config.loop_keyframes, "crossfade": config.transition_seconds,
         "upscale": config.upscale, "fps_overlay": config.show_fps, "captions": config.captions,
-        "caption_layer": config.caption_layer,
+        "caption_layer": config.caption_layer, "ndi": config.ndi,
     }
     parameters = {name: dataclasses.replace(parameter, default=starting[name]) if name in starting else parameter
                   for name, parameter in PARAMETERS.items()}
@@ -145,6 +148,9 @@ class Piece:
         self.services = Services(config, self.controls, clock)
         self.captions = Captions.open(config, self.bundle, clock)
         self.walker = Walker(walk_config(config, self.bundle.latent_dim), speed=config.speed)
+        self.ndi = NdiSwitch(config.ndi_name, config.fps)
+        self.presets = Presets(config.presets_file or DEFAULT_PRESETS_FILE)
+        self.services.osc_handlers.update(self.presets.osc_handlers())
         self.display = display
         self.stop_requested = threading.Event()
         self.frames_shown = 0  # display flips
@@ -199,6 +205,8 @@ class Piece:
             self.controls.trigger(TRIGGER_KEYS[name], "keyboard")
         elif name == "s":
             self.screenshot()
+        else:
+            self.presets.handle_key(name, ctrl)  # Ctrl+1..9 save a preset, 1..9 recall it
 
     def screenshot(self) -> None:
         """Write the screen to the configured pattern (validated at start). A failed write (full disk, a folder
@@ -272,6 +280,7 @@ class Piece:
                         self.display.show(self.shown, self.overlay(controls, stats, worker), self.draw_extras)
                     if self.remote is not None:
                         self.remote.offer_frame(self.shown)
+                    self.ndi.update(controls["ndi"], self.shown)
                     self.frames_shown += 1
                     if not self.first_frame_at:
                         log.info("first frame on screen (%s backend)", self.bundle.backend)
@@ -290,6 +299,7 @@ class Piece:
                 pace.wait(self.controls.changed, self.between_frames)
         finally:
             worker.stop()
+            self.ndi.stop()
             self.services.stop()
             if self.remote is not None:
                 self.remote.stop()
@@ -302,6 +312,7 @@ class Piece:
 
     def take_controls(self, now: float) -> Snapshot:
         """Read the control state once and apply what changed to the walk; a changed path bumps the stamp."""
+        recalled = self.presets.take(self.walker, self.controls, self.services.feedback)  # writes its controls
         controls = self.controls.snapshot()
         triggers = self.controls.drain_triggers()
         self.pending_triggers.update(triggers)  # for the feedback at the end of the frame (e.g. query)
@@ -310,6 +321,9 @@ class Piece:
                 self.hours.override(state)
                 log.info("opening hours: %s", self.hours.describe())
         if steer(self.walker, controls, self.previous_controls, triggers, now):
+            self.stamp += 1
+        if recalled is not None:  # after steering, so the glide uses the recalled crossfade and mode
+            self.walker.jump_to_keyframe(recalled.seed, recalled.keyframe, now)
             self.stamp += 1
         self.previous_controls = controls
         return controls

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from installation.latent import EASINGS
+from installation.ndi import check_source_name
 
 DEFAULT_MODEL = str(Path(__file__).resolve().parents[1] / "assets" / "models" / "default")
 
@@ -76,6 +77,12 @@ class RuntimeConfig:
     webcam_preview: bool = setting(False, "control", "small webcam preview in a corner")
     webcam_settings: str = setting("", "webcam", "further webcam settings as JSON, or a [webcam] table in the "
                                    "config file (mapping, fps, smoothing...; see docs/webcam.md)")
+    # Video out to other tools (TouchDesigner's NDI In TOP), and stored states of the piece.
+    ndi: bool = setting(False, "ndi", "send the live frames as an NDI source (needs the ndi extra; also "
+                        "switched by OSC /masquerade/ndi 0|1)")
+    ndi_name: str = setting("Masquerade", "ndi", "NDI source name; receivers list it as MACHINE (name)")
+    presets_file: str = setting("", "presets", "presets file (JSON); empty: presets.json beside the --config "
+                                "file, or masquerade-presets.json in the working directory without one")
     # Provenance captions (need a bundle with an index; see `python -m training index`).
     captions: bool = setting(True, "captions", "caption frames with their nearest training images (toggle with C)")
     caption_layer: str = setting("late", "captions", "features compared: early (colour, texture) or late (shape)",
@@ -144,6 +151,7 @@ class RuntimeConfig:
         for spec in dataclasses.fields(self):
             validate(spec, getattr(self, spec.name))
         check_screenshot_pattern(self.screenshot)
+        check_source_name(self.ndi_name)
         self.webcam_config()
         self.opening_hours()
         if self.remote_token and len(self.remote_token) < 16:
@@ -287,4 +295,6 @@ def resolve(args: argparse.Namespace) -> RuntimeConfig:
         given = getattr(args, spec.name, None)
         if given is not None:
             values[spec.name] = given
+    if not values.get("presets_file") and getattr(args, "config", None):
+        values["presets_file"] = str(Path(args.config).parent / "presets.json")  # presets live beside the config
     return RuntimeConfig(**values)

@@ -223,6 +223,7 @@ PARAMETER_LIST: tuple[Parameter, ...] = (
     Parameter("open_now", "trigger", doc="Open (show the walk) outside the opening hours until their next change."),
     Parameter("close_now", "trigger", doc="Close (blank the screen, stop rendering) until the hours' next change."),
     Parameter("follow_hours", "trigger", doc="End an open_now / close_now override: follow the opening hours."),
+    Parameter("ndi", "bool", False, doc="Send the frames as an NDI source (needs the ndi extra)."),
 )
 
 PARAMETERS: Mapping[str, Parameter] = MappingProxyType({p.name: p for p in PARAMETER_LIST})

@@ -786,6 +786,12 @@ class Walker:
         self._start_transition(dataclasses.replace(self._config, seed=seed), self._position)
         return seed
 
+    def jump_to_keyframe(self, seed: int, keyframe: int, now: float) -> None:
+        """Glide to keyframe ``keyframe`` of the path of ``seed`` (a recalled preset), like any jump."""
+        self._integrate(now)
+        position = int(keyframe) * self._config.seconds_per_keyframe
+        self._start_transition(dataclasses.replace(self._config, seed=_check_seed(seed)), position)
+
     def _step_keyframe(self, steps: int, now: float) -> None:
         self._integrate(now)
         spk = self._config.seconds_per_keyframe

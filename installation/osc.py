@@ -18,7 +18,8 @@ and waiting for a time tag would either stall the receive loop or need a schedul
 
 Messages (prefix "/masquerade" by default, see docs/osc.md):
     /masquerade/<name> value          one parameter per address (TouchDesigner OSC Out CHOP channels)
-    /masquerade name value name value  "Transpose By Name": several parameters in one message
+    /masquerade name value name value  several parameters in one message (OSC Out DAT sendOSC)
+    /masquerade/preset/save N|name     addresses given as handlers (presets), see OscServer
 """
 
 from __future__ import annotations
@@ -340,6 +341,9 @@ class OscServer:
         parameter within this many seconds is a continuation, not a new press. TouchDesigner's OSC Out
         CHOP with "Send Events Every Cook" resends a held button (1) or a seed every frame; without
         this the piece would jump 60 times a second. Bangs (no argument) always fire. 0 disables.
+    handlers: addresses beyond the parameters (e.g. "preset/save" for /masquerade/preset/save), each
+        called with the message's arguments in the receiving thread; a ValueError counts as invalid input.
+        A repeat of the same arguments within `repeat_window` is one press, as for triggers.
     """
 
     def __init__(
@@ -353,6 +357,7 @@ class OscServer:
         log_interval: float = 5.0,
         repeat_window: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
+        handlers: Mapping[str, Callable[[tuple[Any, ...]], None]] | None = None,
     ) -> None:
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"OSC port must be an integer in 0..65535, got {port!r}")
@@ -370,6 +375,7 @@ class OscServer:
         self._clock = clock
         self.repeat_window = repeat_window
         self._last_event: dict[str, tuple[Any, float]] = {}
+        self.handlers = dict(handlers or {})
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -538,6 +544,9 @@ class OscServer:
                     return
                 self._apply(address, name, args[0] if args else None)
                 return
+            if name in self.handlers:
+                self._call_handler(address, name, args)
+                return
         self._count("unknown")
         self._limited.log(logging.WARNING, ("unknown", address),
                           "unknown OSC address %s ignored; see docs/osc.md for the addresses", address[:200])
@@ -583,6 +592,20 @@ class OscServer:
             self._count("clamped")
             self._limited.log(logging.INFO, ("clamped", name), "OSC %s: %s clamped to %s (range %s)",
                               where, _show((value,)), applied, self.controls.parameter(name).describe_range())
+
+    def _call_handler(self, address: str, name: str, args: tuple[Any, ...]) -> None:
+        now = self._clock()
+        previous = self._last_event.get(address)
+        self._last_event[address] = (args, now)
+        if previous is not None and previous[0] == args and now - previous[1] < self.repeat_window:
+            self._count("repeats")
+            return
+        try:
+            self.handlers[name](args)
+        except ValueError as error:
+            self._invalid(address, str(error))
+            return
+        self._count("applied")
 
     def _invalid(self, where: str, reason: str) -> None:
         self._count("invalid")

@@ -2,7 +2,7 @@
 
     python -m installation.osc_send /masquerade/speed 0.5
     python -m installation.osc_send /masquerade/mode loop --port 9000
-    python -m installation.osc_send /masquerade speed 0.5 mode drift       (Transpose By Name form)
+    python -m installation.osc_send /masquerade speed 0.5 mode drift       (name/value pairs)
     python -m installation.osc_send /masquerade/next                       (a trigger needs no value)
     python -m installation.osc_send /masquerade/pause --type T
 

@@ -22,6 +22,7 @@ class Services:
         self.wraps = 0
         self.last_feedback = -float("inf")
         self.last_caption = ""
+        self.osc_handlers: dict = {}  # addresses beyond the parameters (presets), see OscServer(handlers=...)
 
     def start(self) -> Services:
         """Start what the configuration asks for. An OSC port that cannot be opened raises only with
@@ -68,7 +69,7 @@ class Services:
         config = self.config
         try:
             self.osc = OscServer(self.controls, config.osc_host, config.osc_port, config.osc_prefix,
-                                 allowlist=self.allow).start()
+                                 allowlist=self.allow, handlers=self.osc_handlers).start()
         except OscStartError as error:
             if config.require_osc:
                 raise

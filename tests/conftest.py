@@ -75,7 +75,8 @@ def require_tools(*names: str) -> None:
     missing = [name for name in names if shutil.which(name) is None]
     if not missing:
         return
-    message = f"{', '.join(missing)} not installed (Debian: apt-get install xvfb x11-apps x11-utils libgl1-mesa-dri)"
+    message = (f"{', '.join(missing)} not installed "
+               "(Debian: apt-get install xvfb x11-apps x11-utils libgl1-mesa-dri xdotool)")
     if os.environ.get("CI"):
         pytest.fail(f"{message}; CI must run the real-display tests")
     pytest.skip(message)
