@@ -29,7 +29,7 @@ def cli(*args, **kwargs):
 def test_mirrored_strategy_trains_with_distinct_replica_batches(tiny_dataset, tmp_path):
     strategy = mirrored_strategy(StrategyConfig("mirrored"))
     assert strategy.num_replicas_in_sync == 2
-    config = DCGANConfig(data=str(tiny_dataset), out=str(tmp_path / "run"), width_multiplier=0.0625,
+    config = DCGANConfig(data=str(tiny_dataset), out=str(tmp_path / "run"), resolution=64, width_multiplier=0.0625,
                          batch_size=8, steps=4, steps_per_loop=2, strategy="mirrored")
     trainer = DCGANTrainer(prepare_run_dir(config.out, config, resume=False), strategy=strategy)
     batch = next(iter(trainer.dataset()))

@@ -83,8 +83,8 @@ def test_translation_shifts_content_and_cutout_blanks_a_square():
 
 
 def tiny_config(tiny_dataset, out, **options):
-    return DCGANConfig(data=str(tiny_dataset), out=str(out), width_multiplier=0.0625, batch_size=8, steps=4,
-                       steps_per_loop=2, checkpoint_every=2, **options)
+    return DCGANConfig(data=str(tiny_dataset), out=str(out), resolution=64, width_multiplier=0.0625, batch_size=8,
+                       steps=4, steps_per_loop=2, checkpoint_every=2, **options)
 
 
 VARIANTS = {

@@ -12,8 +12,8 @@ from training.runs import prepare_run_dir
 
 
 def tiny(tiny_dataset, run, precision):
-    config = DCGANConfig(data=str(tiny_dataset), out=str(run), width_multiplier=0.0625, batch_size=8, steps=2,
-                         steps_per_loop=2, strategy="cpu", mixed_precision=precision)
+    config = DCGANConfig(data=str(tiny_dataset), out=str(run), resolution=64, width_multiplier=0.0625, batch_size=8,
+                         steps=2, steps_per_loop=2, strategy="cpu", mixed_precision=precision)
     return prepare_run_dir(run, config, resume=False)
 
 
@@ -46,4 +46,4 @@ def test_mixed_precision_trains_a_few_steps_with_finite_losses(tiny_dataset, tmp
 
 def test_an_unknown_precision_is_named(tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="mixed_precision 'float8' is unknown; choose one of none, mixed_float16"):
-        DCGANConfig(data=str(tiny_dataset), out=str(tmp_path), mixed_precision="float8")
+        DCGANConfig(data=str(tiny_dataset), out=str(tmp_path), resolution=64, mixed_precision="float8")

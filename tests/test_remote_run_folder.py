@@ -13,7 +13,7 @@ from training.runs import prepare_run_dir
 
 def test_a_url_run_folder_trains_resumes_and_exports(tiny_dataset, tmp_path):
     out = f"ram://{tmp_path.name}/runs/masks"
-    config = DCGANConfig(data=str(tiny_dataset), out=out, width_multiplier=0.0625, batch_size=8, steps=2,
+    config = DCGANConfig(data=str(tiny_dataset), out=out, resolution=64, width_multiplier=0.0625, batch_size=8, steps=2,
                          steps_per_loop=2, strategy="cpu", sample_every=2)
     config = prepare_run_dir(out, config, resume=False)
     assert DCGANTrainer(config).train()["step"] == 2

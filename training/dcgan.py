@@ -37,7 +37,7 @@ LOSSES = ("bce", "hinge")
 class DCGANConfig:
     data: str
     out: str
-    resolution: int = 64
+    resolution: int = 128  # new pieces; 64 stays supported
     width_multiplier: float = 1.0
     latent_dim: int = dcgan.LATENT_DIM
     steps: int = 10_000
