@@ -384,6 +384,18 @@ def per_example_mean(values: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
 
 
+def feature_matching(features: list[tf.Tensor]) -> tf.Tensor:
+    """Per-example mean L1 between the fake and real halves of each feature map, averaged over the maps.
+
+    The real half is a constant target: this loss trains the upscaler, never the discriminator.
+    """
+    distances = []
+    for both in features:
+        real, fake = tf.split(both, 2)
+        distances.append(per_example_mean(tf.abs(fake - tf.stop_gradient(real))))
+    return tf.add_n(distances) / len(distances)
+
+
 def build_discriminator(config: SRGANConfig) -> keras.Model:
     if config.discriminator == "patch":
         return srgan.patch_discriminator(config.discriminator_filters, config.discriminator_layers)
@@ -406,6 +418,14 @@ class SRGANTrainer:
                 self.ema_upscaler = build_upscaler(config)
                 self.ema_upscaler.set_weights(self.upscaler.get_weights())
             self.discriminator = build_discriminator(config)
+            # The patch critic's logits and its feature maps from one call: feature matching then costs no
+            # extra discriminator passes.
+            self.critic = None
+            if config.discriminator == "patch":
+                names = srgan.patch_feature_layers(self.discriminator)
+                self.critic = keras.Model(self.discriminator.input,
+                                          [self.discriminator.get_layer(name).output for name in names]
+                                          + [self.discriminator.output])
             # The generator optimizer counts every step of both stages, so the boundary is an iteration number.
             schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
                 [config.pretrain_steps - 1], [config.learning_rate, config.gan_learning_rate]
@@ -534,10 +554,12 @@ class SRGANTrainer:
 
         with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
             sr = self.upscaler(lr, training=True)
-            if config.discriminator == "patch":
+            features = None
+            if self.critic is not None:
                 # One call on reals and fakes together: one batch of work, one spectral-norm update. (The SRGAN
                 # discriminator keeps separate calls: its batch normalisation would mix the two.)
-                real_logits, fake_logits = tf.split(self.discriminator(tf.concat([hr, sr], 0), training=True), 2)
+                *features, logits = self.critic(tf.concat([hr, sr], 0), training=True)
+                real_logits, fake_logits = tf.split(logits, 2)
             else:
                 real_logits = self.discriminator(hr, training=True)
                 fake_logits = self.discriminator(sr, training=True)
@@ -549,7 +571,10 @@ class SRGANTrainer:
                 discriminator_loss = (cross_entropy(real_logits, 1.0) + (1 - fraction) * cross_entropy(fake_logits, 0.0)
                                       + fraction * cross_entropy(gan_logits, 0.0))
                 adversarial_loss = (1 - fraction) * adversarial_loss + fraction * cross_entropy(gan_logits, 1.0)
-            content = self.content_loss(sr, hr)
+            if features is not None and config.content_loss == "discriminator":
+                content = feature_matching(features)
+            else:
+                content = self.content_loss(sr, hr)
             pixel = per_example_mean(tf.abs(sr - hr))
             generator_loss = self.average(config.content_weight * content + config.pixel_weight * pixel
                                           + config.adversarial_weight * adversarial_loss)
