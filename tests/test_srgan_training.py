@@ -308,3 +308,20 @@ def test_recipe_resumes_at_the_exact_step_and_exports_the_average(tiny_dataset, 
     reloaded = np.load(tmp_path / "out.npy")
     assert reloaded.shape == (1, 52, 88, 3)
     np.testing.assert_allclose(reloaded, np.asarray(model(probe, training=False)), rtol=0, atol=1e-6)
+
+
+def test_adversarial_settings_may_change_until_the_adversarial_stage_begins(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["srgan", "--data", str(tiny_dataset), "--out", str(run), *FLAGS, *RECIPE_FLAGS,
+                 "--pretrain-steps", "2", "--gan-steps", "0"]) == 0
+    # One pixel-loss pretraining, then the adversarial recipe chosen afterwards.
+    assert main(["srgan", "--out", str(run), "--resume", "--gan-steps", "1", "--adversarial-weight", "0.05",
+                 "--gan-loss", "hinge"]) == 0
+    stored = json.loads((run / "config.json").read_text())
+    assert (stored["adversarial_weight"], stored["gan_loss"], stored["pixel_weight"]) == (0.05, "hinge", 1.0)
+    assert iterations(run, "discriminator_optimizer") == 1
+    capsys.readouterr()
+    assert main(["srgan", "--out", str(run), "--resume", "--gan-steps", "2", "--adversarial-weight", "0.1"]) == 2
+    errors = error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and "--adversarial-weight can no longer change" in errors[0], errors
+    assert json.loads((run / "config.json").read_text())["adversarial_weight"] == 0.05

@@ -59,6 +59,10 @@ DEFAULT_FILTERS = {"realtime": 16, "srresnet": 64}
 DISCRIMINATOR_FEATURE_LAYER = "d5_lrelu"
 # Stage lengths a resumed run may extend (on top of runs.RESUMABLE_OVERRIDES).
 RESUMABLE_STEPS = ("pretrain_steps", "gan_steps")
+# Settings of the adversarial stage alone: a resumed run may still change them while no adversarial step has been
+# taken, so one pixel-loss pretraining can serve several stage-2 recipes.
+STAGE2_SETTINGS = ("gan_learning_rate", "discriminator_learning_rate", "adversarial_weight", "content_weight",
+                   "pixel_weight", "gan_loss", "content_loss", "vgg_layer", "vgg_weights")
 SAMPLE_COUNT = 4
 
 
@@ -298,7 +302,8 @@ def preflight(config: SRGANConfig) -> dict:
 
 
 def prepare_srgan_run(config: SRGANConfig, resume: bool, explicit: set[str] = frozenset()) -> SRGANConfig:
-    """`runs.prepare_run_dir`, letting a resumed run also extend its stages (`--pretrain-steps`, `--gan-steps`).
+    """`runs.prepare_run_dir`, letting a resumed run also extend its stages (`--pretrain-steps`, `--gan-steps`)
+    and, before its first adversarial step, change the STAGE2_SETTINGS.
 
     pretrain_steps may change only while no step on either side of the old and new boundary has been taken,
     so every saved step keeps the stage it was trained in.
@@ -308,8 +313,17 @@ def prepare_srgan_run(config: SRGANConfig, resume: bool, explicit: set[str] = fr
         return prepare_run_dir(config.out, config, resume=False, explicit=explicit)
     resolved = prepare_run_dir(config.out, config, resume=True, explicit=explicit)
     overrides = {name: getattr(config, name) for name in RESUMABLE_STEPS if name in explicit}
+    saved = int(tf.train.latest_checkpoint(str(Path(config.out) / CHECKPOINT_DIR)).rsplit("-", 1)[-1])
+    stage2 = {name: getattr(config, name) for name in STAGE2_SETTINGS
+              if name in explicit and getattr(config, name) != getattr(resolved, name)}
+    if stage2 and saved > resolved.pretrain_steps:
+        flag = "--" + next(iter(stage2)).replace("_", "-")
+        raise ValueError(
+            f"{config.out} was saved at step {saved}, past pretrain step {resolved.pretrain_steps}: its adversarial "
+            f"stage has begun and {flag} can no longer change; start a new run"
+        )
+    overrides.update(stage2)
     if overrides.get("pretrain_steps", resolved.pretrain_steps) != resolved.pretrain_steps:
-        saved = int(tf.train.latest_checkpoint(str(Path(config.out) / CHECKPOINT_DIR)).rsplit("-", 1)[-1])
         boundary = min(resolved.pretrain_steps, overrides["pretrain_steps"])
         if saved > boundary:
             raise ValueError(
@@ -318,6 +332,8 @@ def prepare_srgan_run(config: SRGANConfig, resume: bool, explicit: set[str] = fr
             )
     if overrides:
         resolved = dataclasses.replace(resolved, **overrides)
+        if stage2:
+            preflight(resolved)
         write_json_atomic(Path(config.out) / CONFIG_FILE, dataclasses.asdict(resolved))
     return resolved
 
