@@ -8,6 +8,13 @@ One global step counter covers both stages: steps below `pretrain_steps` minimis
 (stage 1), the next `gan_steps` minimise content loss + `adversarial_weight` x adversarial loss while the
 SRGAN discriminator trains alongside (stage 2).
 
+Stage 2 is configurable along the lines of ESRGAN (Wang et al. 2018): `gan_loss` bce (SRGAN), hinge or ragan
+(relativistic average); `discriminator` srgan (BN, dense head) or patch (fully convolutional, spectrally
+normalised); `content_loss` discriminator (feature matching on the critic's maps), vgg19/vgg16 or pixel, scaled
+by `content_weight`; an L1 term (`pixel_weight`); and `ema_decay`, an average of the upscaler's weights that
+export writes. `degradation` generator trains on inputs degraded like GAN frames (training.degrade) instead of
+clean bicubic reductions. Until its first adversarial step a resumed run may still change the STAGE2_SETTINGS.
+
 GAN artefacts. The upscaler runs on the DCGAN's 64 px output, which has no high-resolution original, so there
 is no paired target for it. With `generator_bundle` set, stage 2 adds an unpaired adversarial term: crops of
 G(z) are upscaled and shown to the discriminator as fakes beside the paired fakes, against real HR crops. The
