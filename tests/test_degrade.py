@@ -180,3 +180,19 @@ def test_degrade_with_every_stage_off_is_a_plain_resampling():
 def test_bad_settings_name_the_value_and_the_range(field, value, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
         DegradeConfig(**{field: value})
+
+
+def test_periodic_pattern_sees_a_grid_locked_checkerboard_but_not_noise():
+    from training.srgan import periodic_pattern
+
+    image = tf.constant(known_image())
+    hatched = degrade.add_checkerboard(image, tf.constant([5, 6]), 0.03, tf.constant(4))
+    noisy = degrade.gaussian_noise(image, tf.constant([7, 8]), 0.015, tf.constant(False))  # as strong as the pattern
+    target = periodic_pattern(image[None], 4)
+    assert target.shape == (1, 16, 2, 2, 3)
+
+    def penalty(picture):
+        return float(tf.reduce_mean(tf.abs(periodic_pattern(picture[None], 4) - target)))
+
+    assert penalty(image) == 0
+    assert penalty(hatched) > 0.005 and penalty(hatched) > 3 * penalty(noisy), (penalty(hatched), penalty(noisy))

@@ -69,7 +69,7 @@ RESUMABLE_STEPS = ("pretrain_steps", "gan_steps")
 # Settings of the adversarial stage alone: a resumed run may still change them while no adversarial step has been
 # taken, so one pixel-loss pretraining can serve several stage-2 recipes.
 STAGE2_SETTINGS = ("gan_learning_rate", "discriminator_learning_rate", "adversarial_weight", "content_weight",
-                   "pixel_weight", "gan_loss", "content_loss", "vgg_layer", "vgg_weights")
+                   "pixel_weight", "period_weight", "gan_loss", "content_loss", "vgg_layer", "vgg_weights")
 SAMPLE_COUNT = 4
 
 
@@ -111,6 +111,7 @@ class SRGANConfig:
     adversarial_weight: float = 1e-3
     content_weight: float = 1.0
     pixel_weight: float = 0.0  # an L1 term kept alongside in stage 2
+    period_weight: float = 0.0  # stage 2: L1 on the grid-locked pattern of period `scale` (see periodic_pattern)
     gan_loss: str = "bce"
     ema_decay: float = 0.0  # > 0: an exponential moving average of the upscaler's weights is what gets exported
     discriminator: str = "srgan"
@@ -180,6 +181,8 @@ class SRGANConfig:
         for name in ("adversarial_weight", "content_weight", "pixel_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} {getattr(self, name)} is outside the allowed range [0, 1]")
+        if not 0 <= self.period_weight <= 100:
+            raise ValueError(f"period_weight {self.period_weight} is outside the allowed range [0, 100]")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay {self.ema_decay} is outside the allowed range [0, 1)")
         choices = {"gan_loss": GAN_LOSSES, "discriminator": srgan.DISCRIMINATOR_ARCHITECTURES,
@@ -407,6 +410,28 @@ def per_example_mean(values: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
 
 
+PERIOD_WINDOW = 8
+
+
+def periodic_pattern(images: tf.Tensor, period: int, window: int = PERIOD_WINDOW) -> tf.Tensor:
+    """The local pattern that repeats every `period` pixels: (N, period^2, H / (period * window), ...) values.
+
+    Each pixel's deviation from the mean of its period x period cell, averaged over window x window cells at
+    the same phase. Content averages out; a pattern locked to the pixel grid (the hatching an x`period` pixel
+    shuffle prints under adversarial training, and which the checkerboard figure counts) does not. Matching
+    this to the target's, under an L1 loss, forbids the hatching without damping other fine detail.
+    """
+    shape = tf.shape(images)
+    cells_y, cells_x = shape[1] // period, shape[2] // period
+    cells = tf.reshape(images[:, : cells_y * period, : cells_x * period],
+                       [shape[0], cells_y, period, cells_x, period, shape[3]])
+    deviation = cells - tf.reduce_mean(cells, axis=[2, 4], keepdims=True)
+    phases = tf.reshape(tf.transpose(deviation, [0, 2, 4, 1, 3, 5]),
+                        [shape[0] * period * period, cells_y, cells_x, shape[3]])
+    local = tf.nn.avg_pool2d(phases, window, window, "VALID")
+    return tf.reshape(local, [shape[0], period * period, tf.shape(local)[1], tf.shape(local)[2], shape[3]])
+
+
 def feature_matching(features: list[tf.Tensor]) -> tf.Tensor:
     """Per-example mean L1 between the fake and real halves of each feature map, averaged over the maps.
 
@@ -599,8 +624,11 @@ class SRGANTrainer:
             else:
                 content = self.content_loss(sr, hr)
             pixel = per_example_mean(tf.abs(sr - hr))
-            generator_loss = self.average(config.content_weight * content + config.pixel_weight * pixel
-                                          + config.adversarial_weight * adversarial_loss)
+            generator_loss = config.content_weight * content + config.pixel_weight * pixel
+            if config.period_weight:
+                difference = periodic_pattern(sr, config.scale) - periodic_pattern(hr, config.scale)
+                generator_loss += config.period_weight * per_example_mean(tf.abs(difference))
+            generator_loss = self.average(generator_loss + config.adversarial_weight * adversarial_loss)
             discriminator_loss = self.average(discriminator_loss)
         discriminator_gradients = discriminator_tape.gradient(
             discriminator_loss, self.discriminator.trainable_variables
