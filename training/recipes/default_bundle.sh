@@ -9,7 +9,7 @@ WORK=${WORK:-build/default-bundle}
 OUT=${OUT:-assets/models/default}
 DCGAN_STEPS=${DCGAN_STEPS:-7990}
 SR_PRETRAIN_STEPS=${SR_PRETRAIN_STEPS:-1500}
-SR_GAN_STEPS=${SR_GAN_STEPS:-3000}
+SR_GAN_STEPS=${SR_GAN_STEPS:-6000}
 RESUME=${RESUME:-0}
 
 if [ "$RESUME" = 0 ]; then
@@ -29,8 +29,8 @@ if [ "$RESUME" = 0 ]; then
         --num-filters 32 --num-layers 6 --hr-channels 8 --hr-size 96 --batch-size 16 --holdout 64 \
         --degradation generator --pretrain-steps "$SR_PRETRAIN_STEPS" --learning-rate 5e-4 \
         --gan-steps "$SR_GAN_STEPS" --discriminator patch --discriminator-filters 24 --discriminator-layers 3 \
-        --gan-loss ragan --content-loss discriminator --content-weight 1 --pixel-weight 1 --adversarial-weight 0.01 \
-        --ema-decay 0.99 --gan-learning-rate 2e-4 --discriminator-learning-rate 2e-4 --strategy cpu \
+        --gan-loss ragan --content-loss discriminator --content-weight 1 --pixel-weight 1 --period-weight 10 \
+        --adversarial-weight 0.01 --ema-decay 0.99 --gan-learning-rate 2e-4 --discriminator-learning-rate 2e-4 --strategy cpu \
         --checkpoint-every 250 --sample-every 500 --seed 1
 else
     "$PYTHON" -m training dcgan --out "$WORK/dcgan" --resume --steps "$DCGAN_STEPS"
