@@ -14,7 +14,14 @@ from conftest import make_bundle
 
 from training.__main__ import main
 from training.export import export_upscaler, restore_upscaler
-from training.srgan import SRGANConfig, SRGANTrainer, build_upscaler, pair_dataset, read_images_by_id
+from training.srgan import (
+    SRGANConfig,
+    SRGANTrainer,
+    build_upscaler,
+    pair_dataset,
+    periodic_pattern,
+    read_images_by_id,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"num_filters": 8, "num_layers": 2, "hr_size": 64, "batch_size": 4, "holdout": 8, "discriminator_filters": 8,
@@ -212,7 +219,7 @@ def test_bad_input_is_one_clear_line(tiny_dataset, tmp_path, capsys, args, messa
 # with the relativistic average loss, discriminator feature matching, an L1 term, and a weight average.
 RECIPE = {"degradation": "generator", "hr_channels": 4, "discriminator": "patch", "discriminator_layers": 2,
           "gan_loss": "ragan", "content_loss": "discriminator", "pixel_weight": 1.0, "content_weight": 0.5,
-          "adversarial_weight": 0.01, "ema_decay": 0.9}
+          "adversarial_weight": 0.01, "period_weight": 1.0, "ema_decay": 0.9}
 RECIPE_FLAGS = [token for name, value in RECIPE.items() for token in ("--" + name.replace("_", "-"), str(value))]
 
 
@@ -232,8 +239,9 @@ def test_adversarial_recipe_moves_both_losses(tiny_dataset, tmp_path, learner):
         sr = trainer.upscaler(lr, training=False)
         real, fake = tf.split(trainer.discriminator(tf.concat([hr, sr], 0), training=False), 2)
         d_loss, adversarial = trainer.adversarial_losses(real, fake)
+        period = tf.reduce_mean(tf.abs(periodic_pattern(sr, 4) - periodic_pattern(hr, 4)), axis=[1, 2, 3, 4])
         g_loss = (0.5 * trainer.content_loss(sr, hr) + tf.reduce_mean(tf.abs(sr - hr), axis=[1, 2, 3])
-                  + 0.01 * adversarial)
+                  + period + 0.01 * adversarial)
         return float(tf.reduce_mean(d_loss)), float(tf.reduce_mean(g_loss))
 
     trainer.discriminator(tf.concat([hr, hr], 0), training=True)  # the first spectral-norm projection
