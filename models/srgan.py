@@ -16,6 +16,7 @@ import numpy as np
 from keras import layers, ops
 
 UPSCALER_ARCHITECTURES = ("srresnet", "realtime")
+DISCRIMINATOR_ARCHITECTURES = ("srgan", "patch")
 SRRESNET_SCALES = (2, 4)
 RESIDUAL_UPSAMPLE_MODES = ("nearest", "bilinear", "bicubic")
 
@@ -148,6 +149,31 @@ class VggPreprocess(layers.Layer):
         return input_shape
 
 
+@keras.saving.register_keras_serializable(package="masquerade")
+class ICNR(keras.initializers.Initializer):
+    """Sub-pixel convolution initialiser without checkerboard (Aitken et al. 2017, "Checkerboard artifact free
+    sub-pixel convolution"): one He-normal kernel per output channel, repeated for every one of the scale^2
+    sub-pixel positions, so before training the pixel shuffle equals a nearest-neighbour upsampling.
+
+    Channel order follows depth_to_space: channel (i * scale + j) * C + c lands at sub-pixel (i, j), colour c.
+    """
+
+    def __init__(self, scale: int = 2, seed: int | None = None):
+        self.scale = int(scale)
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        kh, kw, c_in, c_out = shape
+        positions = self.scale * self.scale
+        if c_out % positions:
+            raise ValueError(f"ICNR needs output channels divisible by scale^2 = {positions}, got {c_out}")
+        base = keras.initializers.HeNormal(seed=self.seed)((kh, kw, c_in, c_out // positions), dtype=dtype)
+        return ops.tile(base, (1, 1, 1, positions))
+
+    def get_config(self):
+        return {"scale": self.scale, "seed": self.seed}
+
+
 # ----------------------------------------------------------------------------------------------------
 # Blocks.
 
@@ -221,18 +247,26 @@ def srresnet(num_res_blocks: int = 16, num_filters: int = 64, scale: int = 4,
 
 
 def realtime_upscaler(num_filters: int = 16, num_layers: int = 3, scale: int = 4,
-                      residual_upsample: str = "bilinear") -> keras.Model:
+                      residual_upsample: str = "bilinear", hr_channels: int = 0) -> keras.Model:
     """Compact ESPCN-style upscaler for live frames.
 
-    All convolutions run at the low resolution: `num_layers` conv3x3+PReLU layers, one conv3x3 to 3 * scale^2
-    channels and a single pixel shuffle to full size. The network only predicts a residual on top of a cheap
+    All convolutions but the last run at the low resolution: `num_layers` conv3x3+PReLU layers, one conv3x3 and
+    a single pixel shuffle to full size. The network only predicts a residual on top of a cheap
     nearest/bilinear/bicubic upsampling of the input, and the sum is clipped to [-1, 1].
+
+    With `hr_channels=0` the shuffle delivers the RGB residual directly (zero-initialised: an untrained model is
+    exactly the plain upsampling). With `hr_channels=N` the shuffle delivers N channels (ICNR-initialised), a
+    PReLU, and one conv3x3 at full size mixes neighbouring sub-pixels into the RGB residual: it costs little
+    and lets the model smooth the period-`scale` pattern a pixel shuffle otherwise prints under adversarial
+    training.
     """
     scale = _check_positive_int("scale", scale)
     if scale < 2:
         raise ValueError(f"realtime_upscaler scale must be >= 2, got {scale}")
     num_filters = _check_positive_int("num_filters", num_filters)
     num_layers = _check_positive_int("num_layers", num_layers)
+    if isinstance(hr_channels, bool) or not isinstance(hr_channels, int | np.integer) or hr_channels < 0:
+        raise ValueError(f"hr_channels must be a non-negative integer, got {hr_channels!r}")
     if residual_upsample not in RESIDUAL_UPSAMPLE_MODES:
         raise ValueError(
             f"residual_upsample must be one of {RESIDUAL_UPSAMPLE_MODES}, got {residual_upsample!r}"
@@ -243,11 +277,18 @@ def realtime_upscaler(num_filters: int = 16, num_layers: int = 3, scale: int = 4
     for i in range(num_layers):
         x = layers.Conv2D(num_filters, 3, padding="same", name=f"body{i}_conv")(x)
         x = _prelu(name=f"body{i}_prelu")(x)
-    # Zero-initialised output conv: an untrained model is exactly the plain upsampling, a sane starting point.
-    x = layers.Conv2D(
-        3 * scale * scale, 3, padding="same", kernel_initializer="zeros", name="shuffle_conv"
-    )(x)
-    residual = DepthToSpace(scale, name="shuffle")(x)
+    if hr_channels:
+        x = layers.Conv2D(hr_channels * scale * scale, 3, padding="same", kernel_initializer=ICNR(scale),
+                          name="shuffle_conv")(x)
+        x = DepthToSpace(scale, name="shuffle")(x)
+        x = _prelu(name="hr_prelu")(x)
+        residual = layers.Conv2D(3, 3, padding="same", kernel_initializer="zeros", name="hr_conv")(x)
+    else:
+        # Zero-initialised output conv: an untrained model is exactly the plain upsampling, a sane start.
+        x = layers.Conv2D(
+            3 * scale * scale, 3, padding="same", kernel_initializer="zeros", name="shuffle_conv"
+        )(x)
+        residual = DepthToSpace(scale, name="shuffle")(x)
     base = UpsampleByFactor(scale, residual_upsample, name="base_upsample")(inputs)
     x = layers.Add(name="residual_add")([base, residual])
     outputs = ClipToRange(-1.0, 1.0, name="sr", dtype="float32")(x)
@@ -301,6 +342,39 @@ def discriminator(hr_size: int | None = 96, filters: int = 64, dense_units: int 
     x = layers.LeakyReLU(negative_slope=0.2, name="dense_lrelu")(x)
     outputs = layers.Dense(1, name="logit", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="srgan_discriminator")
+
+
+def patch_discriminator(filters: int = 32, num_layers: int = 3, spectral_norm: bool = True) -> keras.Model:
+    """Fully convolutional PatchGAN critic: one real/fake logit per overlapping patch, any input size.
+
+    `num_layers` conv4x4 stride-2 stages (filters x1, x2, x4, ...) and one conv3x3 stage, each with
+    LeakyReLU(0.2) (layers named p{i}_lrelu: the feature-matching loss reads them), then a conv3x3 to one logit
+    map. Spectral normalisation (Miyato et al. 2018) bounds each layer's gain, which keeps the adversarial
+    signal smooth without batch statistics.
+    """
+    filters = _check_positive_int("filters", filters)
+    num_layers = _check_positive_int("num_layers", num_layers)
+
+    def conv(x, count, kernel, strides, name):
+        layer = layers.Conv2D(count, kernel, strides=strides, padding="same", name=name)
+        if spectral_norm:
+            layer = layers.SpectralNormalization(layer, name=f"{name}_sn")
+        return layer(x)
+
+    inputs = keras.Input(shape=(None, None, 3), name="hr")
+    x = inputs
+    for i in range(num_layers):
+        x = conv(x, filters * 2**i, 4, 2, f"p{i}_conv")
+        x = layers.LeakyReLU(negative_slope=0.2, name=f"p{i}_lrelu")(x)
+    x = conv(x, filters * 2 ** (num_layers - 1), 3, 1, f"p{num_layers}_conv")
+    x = layers.LeakyReLU(negative_slope=0.2, name=f"p{num_layers}_lrelu")(x)
+    outputs = layers.Conv2D(1, 3, padding="same", name="logit", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="patch_discriminator")
+
+
+def patch_feature_layers(model: keras.Model) -> list[str]:
+    """The LeakyReLU outputs of a patch discriminator, shallow to deep (for feature matching)."""
+    return [layer.name for layer in model.layers if layer.name.startswith("p") and layer.name.endswith("_lrelu")]
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -210,3 +210,46 @@ def test_vgg_preprocess_matches_keras_applications():
 def test_vgg_rejects_unknown_layer():
     with pytest.raises(ValueError, match="block9_conv1"):
         srgan.vgg_content_model(None, layer="block9_conv1", allow_random_weights=True)
+
+
+def test_icnr_shuffle_starts_as_nearest_neighbour_blocks():
+    # Before training, every scale x scale block after the pixel shuffle holds one value per channel: no
+    # checkerboard to begin with (Aitken et al. 2017).
+    model = tiny_realtime(hr_channels=4)
+    probe = keras.Model(model.input, model.get_layer("shuffle").output)
+    shuffled = keras.ops.convert_to_numpy(probe(random_images((1, 6, 5, 3))))
+    assert shuffled.shape == (1, 24, 20, 4)
+    blocks = shuffled.reshape(1, 6, 4, 5, 4, 4)
+    np.testing.assert_allclose(blocks, np.broadcast_to(blocks[:, :, :1, :, :1], blocks.shape), atol=1e-6)
+    assert np.std(blocks[:, :, 0, :, 0]) > 1e-3  # not all zero
+    with pytest.raises(ValueError, match="divisible by scale"):
+        srgan.ICNR(4)((3, 3, 8, 10))
+
+
+def test_hr_channels_model_starts_as_plain_upsampling_and_reloads_in_safe_mode(tmp_path):
+    model = tiny_realtime(residual_upsample="nearest", hr_channels=4)
+    lr = random_images((1, 8, 8, 3)) * 0.5
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(lr)), lr.repeat(4, axis=1).repeat(4, axis=2),
+                               atol=1e-6)
+    randomize_weights(model)
+    model.save(tmp_path / "hr.keras")
+    loaded = keras.models.load_model(tmp_path / "hr.keras", safe_mode=True)
+    odd = random_images((1, 7, 11, 3), seed=3)
+    out = keras.ops.convert_to_numpy(loaded(odd, training=False))
+    assert out.shape == (1, 28, 44, 3)
+    np.testing.assert_allclose(out, keras.ops.convert_to_numpy(model(odd, training=False)), atol=1e-6)
+    with pytest.raises(ValueError, match="hr_channels must be a non-negative integer"):
+        tiny_realtime(hr_channels=-1)
+
+
+def test_patch_discriminator_scores_patches_of_any_size():
+    model = srgan.patch_discriminator(filters=8, num_layers=3)
+    for height, width in ((64, 64), (48, 80)):
+        logits = keras.ops.convert_to_numpy(model(random_images((2, height, width, 3)), training=False))
+        assert logits.shape == (2, height // 8, width // 8, 1)
+    assert srgan.patch_feature_layers(model) == ["p0_lrelu", "p1_lrelu", "p2_lrelu", "p3_lrelu"]
+    # Spectral normalisation: after a training call each kernel's largest singular value is about 1.
+    model(random_images((2, 32, 32, 3)), training=True)
+    layer = model.get_layer("p1_conv_sn")
+    kernel = keras.ops.convert_to_numpy(layer.kernel).reshape(-1, layer.kernel.shape[-1])
+    assert np.linalg.svd(kernel, compute_uv=False)[0] == pytest.approx(1.0, rel=0.3)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,7 +14,14 @@ from conftest import make_bundle
 
 from training.__main__ import main
 from training.export import export_upscaler, restore_upscaler
-from training.srgan import SRGANConfig, SRGANTrainer, pair_dataset, read_images_by_id
+from training.srgan import (
+    SRGANConfig,
+    SRGANTrainer,
+    build_upscaler,
+    pair_dataset,
+    periodic_pattern,
+    read_images_by_id,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"num_filters": 8, "num_layers": 2, "hr_size": 64, "batch_size": 4, "holdout": 8, "discriminator_filters": 8,
@@ -206,3 +214,123 @@ def test_bad_input_is_one_clear_line(tiny_dataset, tmp_path, capsys, args, messa
     errors = error_lines(capsys.readouterr().err)
     assert len(errors) == 1 and message in errors[0], errors
     assert not (tmp_path / "run").exists()
+
+
+# The live recipe: degraded inputs, a full-size conv after an ICNR shuffle, a spectrally normalised patch critic
+# with the relativistic average loss, discriminator feature matching, an L1 term, and a weight average.
+RECIPE = {"degradation": "generator", "hr_channels": 4, "discriminator": "patch", "discriminator_layers": 2,
+          "gan_loss": "ragan", "content_loss": "discriminator", "pixel_weight": 1.0, "content_weight": 0.5,
+          "adversarial_weight": 0.01, "period_weight": 1.0, "ema_decay": 0.9}
+RECIPE_FLAGS = [token for name, value in RECIPE.items() for token in ("--" + name.replace("_", "-"), str(value))]
+
+
+@pytest.mark.parametrize("learner", ["discriminator", "upscaler"])
+def test_adversarial_recipe_moves_both_losses(tiny_dataset, tmp_path, learner):
+    # One network learns (rate 3e-3), the other all but stands still (1e-9), so each one's loss is measured
+    # against a fixed opponent on a fixed batch.
+    rates = {"gan_learning_rate": 3e-3 if learner == "upscaler" else 1e-9,
+             "discriminator_learning_rate": 3e-3 if learner == "discriminator" else 1e-9}
+    keras.utils.set_random_seed(0)
+    trainer = SRGANTrainer(tiny_config(tiny_dataset, tmp_path / "run", pretrain_steps=0, gan_steps=20, **rates,
+                                       **RECIPE))
+    lr, hr = next(iter(pair_dataset(trainer.config)))
+
+    def losses():
+        """(discriminator loss, upscaler loss) on the fixed batch, as the adversarial step weighs them."""
+        sr = trainer.upscaler(lr, training=False)
+        real, fake = tf.split(trainer.discriminator(tf.concat([hr, sr], 0), training=False), 2)
+        d_loss, adversarial = trainer.adversarial_losses(real, fake)
+        period = tf.reduce_mean(tf.abs(periodic_pattern(sr, 4) - periodic_pattern(hr, 4)), axis=[1, 2, 3, 4])
+        g_loss = (0.5 * trainer.content_loss(sr, hr) + tf.reduce_mean(tf.abs(sr - hr), axis=[1, 2, 3])
+                  + period + 0.01 * adversarial)
+        return float(tf.reduce_mean(d_loss)), float(tf.reduce_mean(g_loss))
+
+    trainer.discriminator(tf.concat([hr, hr], 0), training=True)  # the first spectral-norm projection
+    d_before, g_before = losses()
+    average_before = [variable.numpy().copy() for variable in trainer.ema_upscaler.weights]
+    fixed = trainer.strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors((lr, hr)).repeat())
+    g_loss, d_loss, *_ = trainer.gan_steps(iter(fixed), tf.constant(20))
+    d_after, g_after = losses()
+    assert np.isfinite(float(g_loss)) and np.isfinite(float(d_loss))
+    assert int(trainer.step) == 20 and int(trainer.discriminator_optimizer.iterations) == 20
+    if learner == "discriminator":
+        assert d_after < 0.9 * d_before, (d_before, d_after)  # it learns to tell this batch's SR from HR
+        return
+    assert g_after < 0.97 * g_before, (g_before, g_after)  # small steps: most of the loss is what bilinear misses
+    # The weight average follows the upscaler, a step behind.
+    for old, average, current in zip(average_before, trainer.ema_upscaler.weights, trainer.upscaler.weights,
+                                     strict=True):
+        if not np.allclose(old, current.numpy()):
+            assert not np.allclose(old, average.numpy())
+            assert not np.allclose(average.numpy(), current.numpy())
+
+
+def test_degraded_pairs_are_deterministic_by_seed(tiny_dataset, tmp_path):
+    config = tiny_config(tiny_dataset, tmp_path / "run", **RECIPE)
+    first = [lr for lr, _ in pair_dataset(config).take(3).as_numpy_iterator()]
+    again = [lr for lr, _ in pair_dataset(config).take(3).as_numpy_iterator()]
+    np.testing.assert_array_equal(np.stack(first), np.stack(again))
+    clean = tiny_config(tiny_dataset, tmp_path / "run", **{**RECIPE, "degradation": "bicubic"})
+    plain = [lr for lr, _ in pair_dataset(clean).take(3).as_numpy_iterator()]
+    assert np.abs(np.stack(first) - np.stack(plain)).mean() > 1e-3
+    later = [lr for lr, _ in pair_dataset(config, start=12).take(1).as_numpy_iterator()]
+    assert not np.array_equal(later[0], first[0])
+
+
+def test_recipe_resumes_at_the_exact_step_and_exports_the_average(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["srgan", "--data", str(tiny_dataset), "--out", str(run), *FLAGS, *RECIPE_FLAGS,
+                 "--pretrain-steps", "2", "--gan-steps", "2"]) == 0
+    assert checkpoint_value(run, "step/.ATTRIBUTES/VARIABLE_VALUE") == 4
+    assert (iterations(run, "generator_optimizer"), iterations(run, "discriminator_optimizer")) == (4, 2)
+    assert main(["srgan", "--out", str(run), "--resume", "--gan-steps", "4"]) == 0
+    assert "done: step 6" in capsys.readouterr().out
+    assert checkpoint_value(run, "step/.ATTRIBUTES/VARIABLE_VALUE") == 6
+    assert (iterations(run, "generator_optimizer"), iterations(run, "discriminator_optimizer")) == (6, 4)
+    stored = json.loads((run / "config.json").read_text())
+    assert {name: stored[name] for name in RECIPE} == RECIPE
+
+    bundle = tmp_path / "bundle"
+    manifest = export_upscaler(run, bundle)
+    assert {name: manifest["upscaler"]["training_config"][name] for name in RECIPE} == RECIPE
+    # The export is the weight average, not the last raw weights.
+    model, config, _ = restore_upscaler(run)
+    raw = build_upscaler(config)
+    tf.train.Checkpoint(upscaler=raw).restore(tf.train.latest_checkpoint(str(run / "checkpoints"))).expect_partial()
+    averaged = model.get_layer("body0_conv").kernel.numpy()
+    assert not np.allclose(averaged, raw.get_layer("body0_conv").kernel.numpy())
+    trainer = SRGANTrainer(tiny_config(tiny_dataset, tmp_path / "fresh", **RECIPE))
+    trainer.checkpoint.restore(tf.train.latest_checkpoint(str(run / "checkpoints")))
+    np.testing.assert_array_equal(averaged, trainer.ema_upscaler.get_layer("body0_conv").kernel.numpy())
+
+    probe = np.random.default_rng(6).uniform(-1, 1, (1, 13, 22, 3)).astype("float32")
+    np.save(tmp_path / "probe.npy", probe)
+    script = (
+        "import sys, numpy as np; from pathlib import Path; from models.bundle import load_model\n"
+        "model = load_model(Path(sys.argv[1]) / 'upscaler.keras')\n"
+        "np.save(sys.argv[2], np.asarray(model(np.load(sys.argv[3]), training=False)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", script, str(bundle), str(tmp_path / "out.npy"),
+                             str(tmp_path / "probe.npy")], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    reloaded = np.load(tmp_path / "out.npy")
+    assert reloaded.shape == (1, 52, 88, 3)
+    np.testing.assert_allclose(reloaded, np.asarray(model(probe, training=False)), rtol=0, atol=1e-6)
+
+
+def test_adversarial_settings_may_change_until_the_adversarial_stage_begins(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["srgan", "--data", str(tiny_dataset), "--out", str(run), *FLAGS, *RECIPE_FLAGS,
+                 "--pretrain-steps", "2", "--gan-steps", "0"]) == 0
+    # One pixel-loss pretraining, then the adversarial recipe chosen afterwards.
+    assert main(["srgan", "--out", str(run), "--resume", "--gan-steps", "1", "--adversarial-weight", "0.05",
+                 "--gan-loss", "hinge"]) == 0
+    stored = json.loads((run / "config.json").read_text())
+    assert (stored["adversarial_weight"], stored["gan_loss"], stored["pixel_weight"]) == (0.05, "hinge", 1.0)
+    assert iterations(run, "discriminator_optimizer") == 1
+    capsys.readouterr()
+    assert main(["srgan", "--out", str(run), "--resume", "--gan-steps", "2", "--adversarial-weight", "0.1"]) == 2
+    errors = error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and "--adversarial-weight can no longer change" in errors[0], errors
+    assert json.loads((run / "config.json").read_text())["adversarial_weight"] == 0.05

@@ -95,7 +95,9 @@ def restore_upscaler(run_dir: str | Path):
     upscaler = build_upscaler(config)
     checkpoint = latest_checkpoint(run_dir)
     step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(upscaler=upscaler, step=step).restore(checkpoint).expect_partial()
+    # A run that keeps a weight average exports the average (what its sample strips show).
+    key = "ema_upscaler" if config.get("ema_decay", 0) else "upscaler"
+    tf.train.Checkpoint(step=step, **{key: upscaler}).restore(checkpoint).expect_partial()
     return upscaler, config, int(step.numpy())
 
 
