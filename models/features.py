@@ -42,6 +42,7 @@ from models.index_format import (  # noqa: F401  (re-exported: the studio reads 
     THUMBNAIL_QUALITY,
     Thumbnails,
     file_sha256,
+    frame_batch,
     load_thumbnails,
     nearest_other_similarity,
     similarity_percentiles,
@@ -184,13 +185,7 @@ class FeatureExtractor:
 
     def extract(self, images) -> dict[str, np.ndarray]:
         """uint8 (N, H, W, 3) frames (or one (H, W, 3)) -> {"early": (N, d1), "late": (N, d2)}, float32 unit rows."""
-        images = np.asarray(images)
-        if images.ndim == 3:
-            images = images[None]
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images of shape {images.shape} are not NHWC RGB frames")
-        if images.dtype != np.uint8:
-            raise ValueError(f"images must be uint8 in 0..255, got {images.dtype}")
+        images = frame_batch(images)
         chunks = {layer: [] for layer in LAYERS}
         for start in range(0, len(images), self.batch_size):
             early, late = self._graph(tf.constant(images[start : start + self.batch_size]))

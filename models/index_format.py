@@ -123,3 +123,15 @@ def nearest_other_similarity(features: np.ndarray, block_rows: int = 2048, block
 def similarity_percentiles(values: np.ndarray) -> list[float]:
     """Percentiles 0, 1, ..., 100 of a set of similarities (the calibration curve)."""
     return [round(float(value), 6) for value in np.percentile(np.asarray(values, np.float64), np.arange(101))]
+
+
+def frame_batch(images) -> np.ndarray:
+    """uint8 NHWC RGB frames (one HWC frame becomes a batch of one), or ValueError naming what was given."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images of shape {images.shape} are not NHWC RGB frames")
+    if images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 in 0..255, got {images.dtype}")
+    return images

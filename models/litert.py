@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.index_format import frame_batch
 from models.manifest import BundleError
 
 SIGNATURE_PREFIX = "batch_"
@@ -213,13 +214,7 @@ class LiteRTFeatures:
 
     def extract(self, images) -> dict[str, np.ndarray]:
         """uint8 (N, H, W, 3) frames (or one (H, W, 3)) -> {"early": (N, d1), "late": (N, d2)}, float32 unit rows."""
-        images = np.asarray(images)
-        if images.ndim == 3:
-            images = images[None]
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images of shape {images.shape} are not NHWC RGB frames")
-        if images.dtype != np.uint8:
-            raise ValueError(f"images must be uint8 in 0..255, got {images.dtype}")
+        images = frame_batch(images)
         chunks = {layer: [] for layer in self.layers}
         start = 0
         for batch in plan_batches(len(images), self.model.batch_sizes, max(self.model.batch_sizes)):
