@@ -29,6 +29,19 @@ TINY = {"num_filters": 8, "num_layers": 2, "hr_size": 64, "batch_size": 4, "hold
 FLAGS = [token for name, value in TINY.items() for token in ("--" + name.replace("_", "-"), str(value))]
 
 
+def upscale_in_a_fresh_process(bundle, tmp_path):
+    """The bundle's upscaler loaded in safe mode in a new process, applied to tmp_path/probe.npy."""
+    script = (
+        "import sys, numpy as np; from pathlib import Path; from models.bundle import load_model\n"
+        "model = load_model(Path(sys.argv[1]) / 'upscaler.keras')\n"
+        "np.save(sys.argv[2], np.asarray(model(np.load(sys.argv[3]), training=False)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", script, str(bundle), str(tmp_path / "out.npy"),
+                             str(tmp_path / "probe.npy")], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return np.load(tmp_path / "out.npy")
+
 def tiny_config(data, out, **overrides) -> SRGANConfig:
     return SRGANConfig(data=str(data), out=str(out), **{**TINY, **overrides})
 
@@ -156,16 +169,7 @@ def test_export_reloads_in_a_fresh_process_with_identical_outputs(trained_run, t
     np.save(tmp_path / "probe.npy", probe)
     expected = np.asarray(model(probe, training=False))
     assert np.abs(expected - np.asarray(tf.image.resize(probe, (96, 80)))).max() > 1e-4  # trained, not the base
-    script = (
-        "import sys, numpy as np; from pathlib import Path; from models.bundle import load_model\n"
-        "model = load_model(Path(sys.argv[1]) / 'upscaler.keras')\n"
-        "np.save(sys.argv[2], np.asarray(model(np.load(sys.argv[3]), training=False)))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", script, str(bundle), str(tmp_path / "out.npy"),
-                             str(tmp_path / "probe.npy")], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    reloaded = np.load(tmp_path / "out.npy")
+    reloaded = upscale_in_a_fresh_process(bundle, tmp_path)
     assert reloaded.shape == (2, 96, 80, 3)
     np.testing.assert_allclose(reloaded, expected, rtol=0, atol=1e-6)
 
@@ -305,16 +309,7 @@ def test_recipe_resumes_at_the_exact_step_and_exports_the_average(tiny_dataset, 
 
     probe = np.random.default_rng(6).uniform(-1, 1, (1, 13, 22, 3)).astype("float32")
     np.save(tmp_path / "probe.npy", probe)
-    script = (
-        "import sys, numpy as np; from pathlib import Path; from models.bundle import load_model\n"
-        "model = load_model(Path(sys.argv[1]) / 'upscaler.keras')\n"
-        "np.save(sys.argv[2], np.asarray(model(np.load(sys.argv[3]), training=False)))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", script, str(bundle), str(tmp_path / "out.npy"),
-                             str(tmp_path / "probe.npy")], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    reloaded = np.load(tmp_path / "out.npy")
+    reloaded = upscale_in_a_fresh_process(bundle, tmp_path)
     assert reloaded.shape == (1, 52, 88, 3)
     np.testing.assert_allclose(reloaded, np.asarray(model(probe, training=False)), rtol=0, atol=1e-6)
 
