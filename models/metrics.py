@@ -111,16 +111,21 @@ def ssim_y(a, b, data_range: float = 255, shave: int = 0) -> float:
     return ssim(rgb_to_y(a, data_range)[..., None], rgb_to_y(b, data_range)[..., None], 255, shave)
 
 
+def small_vectors(images, size: int = 32) -> np.ndarray:
+    """uint8 NHWC images -> float64 (N, size * size * C) rows in [0, 1], area-resized to size x size px."""
+    import cv2
+
+    small = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA) for image in np.asarray(images)])
+    return small.reshape(len(small), -1).astype(np.float64) / 255.0
+
+
 def pairwise_rms_distances(images, size: int = 32) -> np.ndarray:
     """RMS pixel distance (0..1) between every pair of uint8 images, compared at `size` px so that texture
     noise counts less than form and colour; returns the condensed upper triangle (i < j)."""
-    import cv2
-
     array = np.asarray(images)
     if array.ndim != 4 or len(array) < 2:
         raise ValueError(f"pairwise distances need a batch of at least 2 NHWC images, got shape {array.shape}")
-    small = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA) for image in array])
-    flat = small.reshape(len(small), -1).astype(np.float64) / 255.0
+    flat = small_vectors(array, size)
     squared = np.sum(flat**2, axis=1)
     gram = flat @ flat.T
     distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * gram, 0.0) / flat.shape[1])

@@ -22,7 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from models.metrics import pairwise_rms_distances
+from models.metrics import pairwise_rms_distances, small_vectors
 
 PYRAMID_MIN_SIZE = 16
 PATCH_SIZE = 7
@@ -145,13 +145,6 @@ def swd_figures(generated: np.ndarray, real: np.ndarray, seed: int) -> dict:
     return {"swd_per_level": per_level, "swd": round(float(np.mean(list(per_level.values()))), 3)}
 
 
-def small(images: np.ndarray) -> np.ndarray:
-    """COMPARE_SIZE px float vectors in [0, 1], the space of the diversity and memorisation figures."""
-    resized = np.stack([cv2.resize(image, (COMPARE_SIZE, COMPARE_SIZE), interpolation=cv2.INTER_AREA)
-                        for image in np.asarray(images)])
-    return resized.reshape(len(resized), -1).astype(np.float64) / 255.0
-
-
 def nearest_distances(queries: np.ndarray, references: np.ndarray, exclude_self: bool = False) -> np.ndarray:
     """RMS distance from each query vector to its nearest reference vector."""
     squared = (queries**2).sum(axis=1)[:, None] + (references**2).sum(axis=1)[None, :] - 2 * queries @ references.T
@@ -169,10 +162,10 @@ def diversity_figures(generated: np.ndarray) -> dict:
 
 def memorisation_share(generated: np.ndarray, training: np.ndarray) -> dict:
     """Share of samples closer to a training image than 95% of training images are to their own neighbour."""
-    references = small(training)
+    references = small_vectors(training, COMPARE_SIZE)
     own = nearest_distances(references, references, exclude_self=True)
     threshold = float(np.percentile(own, 5))
-    to_training = nearest_distances(small(generated), references)
+    to_training = nearest_distances(small_vectors(generated, COMPARE_SIZE), references)
     return {"memorisation_share": float(np.mean(to_training < threshold)), "memorisation_threshold_rms": threshold}
 
 
