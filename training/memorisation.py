@@ -44,8 +44,7 @@ def flagged(vectors: dict[str, np.ndarray], index_rows: dict[str, np.ndarray], t
     """Any-layer flag for each query row against the index rows."""
     result = np.zeros(len(next(iter(vectors.values()))), bool)
     for layer, threshold in thresholds.items():
-        rows = np.asarray(index_rows[layer], np.float32)
-        best = np.max(vectors[layer] @ rows.T, axis=1)
+        best = np.max(vectors[layer] @ np.asarray(index_rows[layer], np.float32).T, axis=1)
         result |= best > threshold
     return result
 
@@ -62,6 +61,8 @@ def calibrate(best: dict[str, np.ndarray], extractor: feats.FeatureExtractor, in
         "copies_checked": len(sample_images),
     }
     if len(sample_images):
+        # The index rows are float16 (often memory-mapped): one float32 copy serves every kind of copy.
+        index_rows = {layer: np.asarray(index_rows[layer], np.float32) for layer in thresholds}
         mirrored = np.ascontiguousarray(sample_images[:, :, ::-1])
         shifts = {"mirrored": mirrored, "shifted": moved(sample_images, SHIFT_PIXELS, SHIFT_PIXELS),
                   "shifted_horizontally": moved(sample_images, 0, -SHIFT_PIXELS)}
