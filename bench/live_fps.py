@@ -32,8 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from installation.app import Piece, walk_config  # noqa: E402
-from installation.config import RuntimeConfig  # noqa: E402
+from installation.app import Piece  # noqa: E402
+from installation.config import (
+    RuntimeConfig,  # noqa: E402
+    walk_config,  # noqa: E402
+)
 from installation.display import Display  # noqa: E402
 from installation.latent import Walker  # noqa: E402
 from installation.render import Renderer  # noqa: E402

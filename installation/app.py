@@ -20,7 +20,7 @@ from installation import config as runtime_config
 from installation.captions import Captions
 from installation.controls import PARAMETERS, ControlState, Snapshot
 from installation.kiosk import Health, Heartbeat, sd_notify
-from installation.latent import WalkConfig, Walker, offset_direction
+from installation.latent import Walker, offset_direction
 from installation.ndi import NdiSwitch
 from installation.presets import DEFAULT_FILE as DEFAULT_PRESETS_FILE
 from installation.presets import Presets
@@ -53,13 +53,6 @@ def initial_controls(config: runtime_config.RuntimeConfig) -> ControlState:
     parameters = {name: dataclasses.replace(parameter, default=starting[name]) if name in starting else parameter
                   for name, parameter in PARAMETERS.items()}
     return ControlState(parameters, hold_seconds=config.hold_seconds)
-
-
-def walk_config(config: runtime_config.RuntimeConfig, latent_dim: int) -> WalkConfig:
-    return WalkConfig(mode=config.mode, seed=config.seed, latent_dim=latent_dim,
-                      seconds_per_keyframe=config.seconds_per_keyframe, loop_keyframes=config.loop_keyframes,
-                      easing=config.easing, truncation=config.truncation,
-                      transition_seconds=config.transition_seconds)
 
 
 def steer(walker: Walker, controls: Snapshot, previous: Snapshot | None, triggers: dict, now: float) -> bool:
@@ -147,7 +140,7 @@ class Piece:
         self.controls = controls or initial_controls(config)
         self.services = Services(config, self.controls, clock)
         self.captions = Captions.open(config, self.bundle, clock)
-        self.walker = Walker(walk_config(config, self.bundle.latent_dim), speed=config.speed)
+        self.walker = Walker(runtime_config.walk_config(config, self.bundle.latent_dim), speed=config.speed)
         self.ndi = NdiSwitch(config.ndi_name, config.fps)
         self.presets = Presets(config.presets_file or DEFAULT_PRESETS_FILE)
         self.services.osc_handlers.update(self.presets.osc_handlers())

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from installation.latent import EASINGS
+from installation.latent import EASINGS, WalkConfig
 from installation.ndi import check_source_name
 
 DEFAULT_MODEL = str(Path(__file__).resolve().parents[1] / "assets" / "models" / "default")
@@ -298,3 +298,11 @@ def resolve(args: argparse.Namespace) -> RuntimeConfig:
     if not values.get("presets_file") and getattr(args, "config", None):
         values["presets_file"] = str(Path(args.config).parent / "presets.json")  # presets live beside the config
     return RuntimeConfig(**values)
+
+
+def walk_config(config: RuntimeConfig, latent_dim: int) -> WalkConfig:
+    """The walk the settings describe, for a generator with `latent_dim` inputs (the live piece and export share it)."""
+    return WalkConfig(mode=config.mode, seed=config.seed, latent_dim=latent_dim,
+                      seconds_per_keyframe=config.seconds_per_keyframe, loop_keyframes=config.loop_keyframes,
+                      easing=config.easing, truncation=config.truncation,
+                      transition_seconds=config.transition_seconds)

@@ -45,6 +45,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from installation import config as runtime_config
 from installation.latent import WalkConfig, loop_period, loop_times, walk_batch
 from models.manifest import error_lines
 
@@ -779,7 +780,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def resolve(args: argparse.Namespace):
     """(RuntimeConfig, ExportConfig) from the flags, the TOML file and the defaults; raises ValueError."""
-    from installation import config as runtime_config
 
     values = runtime_config.read_toml(args.config) if args.config else {}
     overrides = {"model": args.model, "seed": args.seed, "loop_keyframes": args.keyframes, "easing": args.easing,
@@ -818,14 +818,13 @@ def main(argv: list[str] | None = None) -> int:
         runtime, config = resolve(args)
         # Refuse what can be refused before loading the model and rendering anything.
         check_output(config, None if config.codec == "png" else ffmpeg_exe())
-        from installation.app import walk_config
         from installation.render import Renderer
         from models.bundle import load_bundle
 
         bundle = load_bundle(runtime.model, with_upscaler=runtime.upscale, backend=runtime.backend,
                              threads=runtime.threads)
         captioner = load_captioner(bundle, runtime.backend) if config.captions else None
-        walk = walk_config(runtime, bundle.latent_dim)
+        walk = runtime_config.walk_config(runtime, bundle.latent_dim)
         renderer = Renderer(bundle, max_batch=config.batch)
         log.info("exporting %d frames (%g s at %g fps, %d keyframes, seed %d) to %s", config.frames,
                  config.seconds, config.fps, walk.loop_keyframes, walk.seed, config.out)

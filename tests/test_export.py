@@ -16,7 +16,7 @@ from PIL import Image
 
 from installation import app
 from installation import export as exporter
-from installation.config import RuntimeConfig
+from installation.config import RuntimeConfig, walk_config
 from installation.latent import loop_times, walk_batch
 from installation.render import Renderer
 from models.bundle import load_bundle, save_model
@@ -56,7 +56,7 @@ def renderer(vivid_bundle):
 
 def walk_for(bundle, **settings):
     """The WalkConfig the export builds: the live piece's settings with mode forced to loop."""
-    return app.walk_config(RuntimeConfig(model=str(bundle), mode="loop", **settings), 100)
+    return walk_config(RuntimeConfig(model=str(bundle), mode="loop", **settings), 100)
 
 
 def probe(path: Path) -> str:
