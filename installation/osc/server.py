@@ -1,25 +1,11 @@
-"""OSC control input (one background thread writing to the ControlState) and OSC feedback output.
+"""OSC control input: one UDP socket and one daemon thread writing received values into the ControlState.
 
-Input: `OscServer` owns one UDP socket and one daemon thread running a plain receive loop. Each datagram
-is parsed by `parse_packet` and its messages are applied to the control state at once, in the receiving
-thread: no thread per packet, no sleeping.
-
-Why our own parser rather than `pythonosc.osc_packet.OscPacket`: python-osc 1.10 loops forever on a
-bundle whose element size is negative (a 20-byte packet stops the server for good), lets
-UnicodeDecodeError escape from string arguments, and writes warnings to the root logger for unknown
-type tags. `parse_packet` is small, iterative and bounded (bundle and array nesting alike: a deeply nested
-array would otherwise make every later repr of the value recurse), and raises only `OscParseError`.
-python-osc is still used for everything it does well: building and sending messages (`OscFeedback`,
-`installation.osc_send`) and in the tests.
+Each datagram is parsed by `parse_packet` and its messages are applied to the control state at once, in
+the receiving thread: no thread per packet, no sleeping.
 
 Bundle time tags are ignored: every message is applied when its packet arrives, including bundles
 stamped in the future. The control state keeps only the latest value, TouchDesigner sends "immediately",
 and waiting for a time tag would either stall the receive loop or need a scheduler for no artistic gain.
-
-Messages (prefix "/masquerade" by default, see docs/osc.md):
-    /masquerade/<name> value          one parameter per address (TouchDesigner OSC Out CHOP channels)
-    /masquerade name value name value  several parameters in one message (OSC Out DAT sendOSC)
-    /masquerade/preset/save N|name     addresses given as handlers (presets), see OscServer
 """
 
 from __future__ import annotations
@@ -27,41 +13,26 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
-import math
-import numbers
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from pythonosc.osc_message_builder import BuildError, OscMessageBuilder
-from pythonosc.udp_client import UDPClient
-
 from installation.controls import ControlState, short_repr
+from installation.osc.allowlist import parse_allowlist, plain_address
+from installation.osc.defaults import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_PREFIX
+from installation.osc.parser import OscParseError, parse_packet
+from installation.ratelimit import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9000
-DEFAULT_FEEDBACK_PORT = 9001
-DEFAULT_PREFIX = "/masquerade"
+
 SOURCE = "osc"
 
 MAX_DATAGRAM = 65536
-MAX_BUNDLE_DEPTH = 8
-MAX_ARRAY_DEPTH = 8
-_NTP_TO_UNIX = 2208988800  # Seconds from 1900-01-01 (NTP epoch) to 1970-01-01.
-_IMMEDIATELY = 1  # The OSC time tag 0x00000000_00000001.
-_BUNDLE_HEADER = b"#bundle\x00"
 _RECEIVE_TIMEOUT = 0.15  # Bounds how long stop() waits for the loop to notice.
-
-
-class OscParseError(ValueError):
-    """A datagram is not a well-formed OSC packet."""
 
 
 class OscStartError(RuntimeError):
@@ -70,192 +41,6 @@ class OscStartError(RuntimeError):
 
 class OscPortInUseError(OscStartError):
     """Another program already listens on the OSC port."""
-
-
-@dataclass(frozen=True)
-class OscMessage:
-    """One parsed message. timetag: Unix time of the enclosing bundle, None for "immediately"."""
-
-    address: str
-    args: tuple[Any, ...]
-    timetag: float | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsing (pure functions)
-
-
-def _read_string(data: bytes, index: int) -> tuple[str, int]:
-    end = data.find(b"\x00", index)
-    if end < 0:
-        raise OscParseError(f"unterminated string at byte {index}")
-    try:
-        text = data[index:end].decode("utf-8")
-    except UnicodeDecodeError:
-        raise OscParseError(f"string at byte {index} is not UTF-8") from None
-    following = end + 1
-    following += -following % 4
-    if following > len(data):
-        raise OscParseError(f"string padding at byte {index} runs past the end")
-    return text, following
-
-
-def _read(data: bytes, index: int, fmt: str, size: int) -> tuple[Any, int]:
-    if index + size > len(data):
-        raise OscParseError(f"argument at byte {index} runs past the end ({len(data)} bytes)")
-    return struct.unpack_from(fmt, data, index)[0], index + size
-
-
-def _timetag_to_unix(raw: int) -> float | None:
-    if raw == _IMMEDIATELY:
-        return None
-    return (raw >> 32) - _NTP_TO_UNIX + (raw & 0xFFFFFFFF) / 2**32
-
-
-def parse_message(data: bytes, timetag: float | None = None) -> OscMessage:
-    """Parse one OSC message. Supports i h f d s S c T F N I b t r m and [ ] arrays."""
-    if not data.startswith(b"/"):
-        raise OscParseError("message does not start with '/'")
-    address, index = _read_string(data, 0)
-    if index >= len(data):
-        return OscMessage(address, (), timetag)  # Old-style message with neither type tags nor args.
-    tags, index = _read_string(data, index)
-    if not tags.startswith(","):
-        raise OscParseError(f"type tags {tags[:20]!r} do not start with ','")
-    stack: list[list[Any]] = [[]]
-    for tag in tags[1:]:
-        if tag == "i":
-            value, index = _read(data, index, ">i", 4)
-        elif tag == "f":
-            value, index = _read(data, index, ">f", 4)
-        elif tag == "d":
-            value, index = _read(data, index, ">d", 8)
-        elif tag == "h":
-            value, index = _read(data, index, ">q", 8)
-        elif tag in "sS":
-            value, index = _read_string(data, index)
-        elif tag == "c":
-            code, index = _read(data, index, ">I", 4)
-            value = chr(code) if code < 0x110000 else ""
-        elif tag == "T":
-            value = True
-        elif tag == "F":
-            value = False
-        elif tag in "NI":
-            value = None  # Nil, and Impulse ("bang"): both mean "no value".
-        elif tag == "b":
-            size, index = _read(data, index, ">i", 4)
-            if size < 0 or index + size > len(data):
-                raise OscParseError(f"blob size {size} at byte {index} does not fit the message")
-            value = data[index : index + size]
-            index += size + (-size % 4)
-        elif tag == "t":
-            raw, index = _read(data, index, ">Q", 8)
-            value = _timetag_to_unix(raw)
-        elif tag in "rm":
-            value, index = _read(data, index, ">I", 4)
-        elif tag == "[":
-            if len(stack) > MAX_ARRAY_DEPTH:
-                raise OscParseError(f"arrays nested deeper than {MAX_ARRAY_DEPTH}")
-            stack.append([])
-            continue
-        elif tag == "]":
-            if len(stack) < 2:
-                raise OscParseError("unbalanced ']' in type tags")
-            value = tuple(stack.pop())
-        else:
-            raise OscParseError(f"unsupported type tag {tag!r}")
-        stack[-1].append(value)
-    if len(stack) != 1:
-        raise OscParseError("unbalanced '[' in type tags")
-    return OscMessage(address, tuple(stack[0]), timetag)
-
-
-def parse_packet(data: bytes) -> list[OscMessage]:
-    """Parse a datagram into its messages, flattening bundles (bounded depth, all-or-nothing)."""
-    if data.startswith(b"/"):
-        return [parse_message(data)]
-    if not data.startswith(_BUNDLE_HEADER):
-        raise OscParseError("packet is neither a message ('/') nor a bundle ('#bundle')")
-    messages: list[OscMessage] = []
-    pending = [(data, 0)]
-    while pending:
-        bundle, depth = pending.pop()
-        if depth >= MAX_BUNDLE_DEPTH:
-            raise OscParseError(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")
-        raw_timetag, index = _read(bundle, len(_BUNDLE_HEADER), ">Q", 8)
-        timetag = _timetag_to_unix(raw_timetag)
-        while index < len(bundle):
-            size, index = _read(bundle, index, ">i", 4)
-            if size <= 0 or index + size > len(bundle):
-                raise OscParseError(f"bundle element size {size} at byte {index} does not fit the bundle")
-            element = bundle[index : index + size]
-            index += size
-            if element.startswith(_BUNDLE_HEADER):
-                pending.append((element, depth + 1))
-            else:
-                messages.append(parse_message(element, timetag))
-    return messages
-
-
-# ---------------------------------------------------------------------------------------------
-# Rate-limited logging
-
-
-class RateLimitedLog:
-    """Log each key at most once per `interval` seconds, and at most `budget` lines per interval overall.
-
-    Suppressed repeats are counted and reported with the next line for the same key.
-    """
-
-    def __init__(
-        self,
-        log: logging.Logger,
-        interval: float = 5.0,
-        *,
-        budget: int = 20,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 1024,
-    ) -> None:
-        self._log = log
-        self.interval = interval
-        self._budget = budget
-        self._clock = clock
-        self._max_keys = max_keys
-        self._last: dict[Any, float] = {}
-        self._suppressed: dict[Any, int] = {}
-        self._window_start = -math.inf
-        self._window_lines = 0
-        self._lock = threading.Lock()
-
-    def log(self, level: int, key: Any, message: str, *args: Any, exc_info: bool = False) -> bool:
-        """Log unless the key (or the overall budget) is rate-limited; returns whether a line was written."""
-        with self._lock:
-            now = self._clock()
-            if now - self._window_start >= self.interval:
-                self._window_start, self._window_lines = now, 0
-            last = self._last.get(key)
-            if (last is not None and now - last < self.interval) or self._window_lines >= self._budget:
-                if len(self._suppressed) < self._max_keys or key in self._suppressed:
-                    self._suppressed[key] = self._suppressed.get(key, 0) + 1
-                return False
-            if len(self._last) >= self._max_keys:
-                # Forget keys that are no longer rate-limited so that random addresses cannot grow the map.
-                self._last = {k: t for k, t in self._last.items() if now - t < self.interval}
-                if len(self._last) >= self._max_keys:
-                    self._last.clear()
-            self._last[key] = now
-            self._window_lines += 1
-            suppressed = self._suppressed.pop(key, 0)
-        if suppressed:
-            message += " (%d similar messages suppressed)"
-            args = (*args, suppressed)
-        self._log.log(level, message, *args, exc_info=exc_info)
-        return True
-
-
-# ---------------------------------------------------------------------------------------------
-# Server
 
 
 @dataclass(frozen=True)
@@ -285,47 +70,6 @@ class OscStats:
     def dropped(self) -> int:
         """Everything that did not reach the control state."""
         return self.malformed + self.not_allowed + self.unknown + self.invalid
-
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def plain_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address):
-    """An IPv4-mapped IPv6 address (::ffff:a.b.c.d, how a dual-stack socket sees IPv4 senders) as plain IPv4."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def plain_network(network: Network) -> Network:
-    """An allowlist entry inside ::ffff:0:0/96 as the IPv4 network it stands for, so both spellings match."""
-    mapped = ipaddress.ip_network("::ffff:0:0/96")
-    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(mapped):
-        return ipaddress.ip_network((network.network_address.ipv4_mapped, network.prefixlen - 96))
-    return network
-
-
-def parse_allowlist(entries: Iterable[str] | None, what: str = "OSC allowlist") -> tuple[Network, ...]:
-    """Turn addresses or networks ("192.168.1.20", "10.0.0.0/24") into networks; raises ValueError.
-
-    IPv4-mapped entries (::ffff:192.168.1.20) become IPv4, and senders are compared the same way, so an IPv4
-    entry matches an IPv4 sender whether the socket is IPv4 or dual-stack (--osc-host ::)."""
-    if entries is None:
-        return ()
-    if isinstance(entries, str):
-        entries = [part for part in entries.replace(",", " ").split() if part]
-    networks = []
-    for entry in entries:
-        try:
-            networks.append(plain_network(ipaddress.ip_network(entry.strip(), strict=False)))
-        except ValueError:
-            raise ValueError(
-                f"{what} entry {entry!r} is not an IP address or network "
-                "like 192.168.1.20 or 10.0.0.0/24"
-            ) from None
-    if not networks:
-        raise ValueError(f"{what} is empty; leave it unset to accept every sender")
-    return tuple(networks)
 
 
 class OscServer:
@@ -616,97 +360,3 @@ class OscServer:
 def _show(args: tuple[Any, ...]) -> str:
     text = " ".join(short_repr(arg) for arg in args[:8])
     return text if len(text) <= 120 else text[:117] + "..."
-
-
-# ---------------------------------------------------------------------------------------------
-# Feedback
-
-
-def _osc_argument(value: Any) -> tuple[Any, str]:
-    """Pick an OSC type for a Python/numpy value: bools as 0/1 ints (CHOP friendly), ints, floats, strings."""
-    if isinstance(value, bool | np.bool_):
-        return int(value), "i"
-    if isinstance(value, numbers.Integral):
-        number = int(value)
-        return (number, "i") if -(2**31) <= number < 2**31 else (float(number), "d")
-    if isinstance(value, numbers.Real):
-        return float(value), "f"
-    return str(value), "s"
-
-
-class OscFeedback:
-    """Send state back to the controller (TouchDesigner). Sending never raises; failures are logged.
-
-    Addresses (prefix /masquerade):
-        /state seed keyframe phase fps novelty   one message with everything (OSC In DAT)
-        /state/seed, /state/keyframe, /state/phase, /state/fps, /state/novelty   one value each (OSC In CHOP)
-        /loop/wrap count      each time a loop completes
-        /caption text         whenever the caption changes
-        /value/<name> value   every parameter, in reply to the "query" trigger
-    """
-
-    STATE_FIELDS = ("seed", "keyframe", "phase", "fps", "novelty")
-
-    def __init__(
-        self,
-        host: str = DEFAULT_HOST,
-        port: int = DEFAULT_FEEDBACK_PORT,
-        prefix: str = DEFAULT_PREFIX,
-        *,
-        log_interval: float = 5.0,
-    ) -> None:
-        if not isinstance(port, int) or not 1 <= port <= 65535:
-            raise ValueError(f"OSC feedback port must be an integer in 1..65535, got {port!r}")
-        if not prefix.startswith("/") or prefix.endswith("/"):
-            raise ValueError(f"OSC prefix must look like /masquerade, got {prefix!r}")
-        try:
-            self._client = UDPClient(host, port)
-        except OSError as error:
-            raise ValueError(f"cannot resolve OSC feedback host {host!r}: {error}") from None
-        self.host, self.port, self.prefix = host, port, prefix
-        self._limited = RateLimitedLog(logger, log_interval)
-        self.sent = 0
-        self.failed = 0
-
-    def send(self, address: str, *values: Any) -> bool:
-        """Send one message to prefix + address; returns False (and logs, rate-limited) on failure."""
-        full_address = self.prefix + address
-        try:
-            builder = OscMessageBuilder(address=full_address)
-            for value in values:
-                builder.add_arg(*_osc_argument(value))
-            self._client.send(builder.build())
-        except (OSError, BuildError, ValueError, TypeError, OverflowError) as error:
-            self.failed += 1
-            self._limited.log(logging.WARNING, ("send", address), "OSC feedback %s to %s:%d failed: %s",
-                              full_address, self.host, self.port, error)
-            return False
-        self.sent += 1
-        return True
-
-    def send_state(self, seed: int, keyframe: int, phase: float, fps: float, novelty: float) -> None:
-        """Send the walk state as one message and as one value per address."""
-        values = (int(seed), int(keyframe), float(phase), float(fps), float(novelty))
-        self.send("/state", *values)
-        for field, value in zip(self.STATE_FIELDS, values, strict=True):
-            self.send(f"/state/{field}", value)
-
-    def send_loop_wrap(self, count: int) -> None:
-        """Announce that the loop wrapped around (count: loops completed so far)."""
-        self.send("/loop/wrap", int(count))
-
-    def send_caption(self, text: str) -> None:
-        """Send the current provenance caption."""
-        self.send("/caption", str(text))
-
-    def state_reply(self, snapshot: Mapping[str, Any]) -> None:
-        """Send every current parameter value to /value/<name> (the reply to the "query" trigger)."""
-        for name, value in snapshot.items():
-            self.send(f"/value/{name}", value)
-
-    def close(self) -> None:
-        """Close the socket."""
-        try:
-            self._client.close()
-        except OSError:
-            pass
