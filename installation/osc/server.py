@@ -315,13 +315,8 @@ class OscServer:
             index += 2
 
     def _apply(self, where: str, name: str, value: Any) -> None:
-        if value is not None and self.controls.parameters[name].is_trigger:
-            now = self._clock()
-            previous = self._last_event.get(name)
-            self._last_event[name] = (value, now)
-            if previous is not None and previous[0] == value and now - previous[1] < self.repeat_window:
-                self._count("repeats")
-                return
+        if value is not None and self.controls.parameters[name].is_trigger and self._is_repeat(name, value):
+            return
         try:
             applied, clamped = self.controls.set(name, value, SOURCE)
         except ValueError as error:
@@ -338,11 +333,7 @@ class OscServer:
                               where, _show((value,)), applied, self.controls.parameter(name).describe_range())
 
     def _call_handler(self, address: str, name: str, args: tuple[Any, ...]) -> None:
-        now = self._clock()
-        previous = self._last_event.get(address)
-        self._last_event[address] = (args, now)
-        if previous is not None and previous[0] == args and now - previous[1] < self.repeat_window:
-            self._count("repeats")
+        if self._is_repeat(address, args):
             return
         try:
             self.handlers[name](args)
@@ -350,6 +341,16 @@ class OscServer:
             self._invalid(address, str(error))
             return
         self._count("applied")
+
+    def _is_repeat(self, key: str, value: Any) -> bool:
+        """Whether an event repeats the previous value for `key` within repeat_window (one press; counted)."""
+        now = self._clock()
+        previous = self._last_event.get(key)
+        self._last_event[key] = (value, now)
+        if previous is not None and previous[0] == value and now - previous[1] < self.repeat_window:
+            self._count("repeats")
+            return True
+        return False
 
     def _invalid(self, where: str, reason: str) -> None:
         self._count("invalid")
