@@ -538,7 +538,7 @@ def test_the_preview_lands_in_the_configured_corner(videos, cameras, corner):
     assert wait_until(lambda: camera.preview() is not None)
     surface = pygame.Surface((320, 240))
     surface.fill((0, 0, 0))
-    rect = draw_webcam_preview(surface, camera)
+    rect = draw_webcam_preview(surface, camera.preview(), camera.config.preview_corner)
     # Sized for a 240-line surface: 71 px wide (320 at 1080 lines), 8 px from the edges.
     assert (rect.width, rect.height) == (71, 53)
     inside = {"top-left": (8, 8), "top-right": (312 - 1, 8), "bottom-left": (8, 232 - 1),
@@ -558,5 +558,5 @@ def test_no_preview_draws_nothing(videos, cameras):
     assert wait_until(lambda: camera.stats().analysed > 0)
     surface = pygame.Surface((320, 240))
     surface.fill((0, 0, 0))
-    assert draw_webcam_preview(surface, camera) is None
+    assert draw_webcam_preview(surface, camera.preview(), camera.config.preview_corner) is None
     assert pygame.transform.average_color(surface)[:3] == (0, 0, 0)

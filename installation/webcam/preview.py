@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from installation.webcam.capture import Webcam
 from installation.webcam.config import CORNERS
 
 # On a 1080-line screen the preview is 320 px wide with an 18 px margin; other screens scale with their height.
@@ -45,13 +44,14 @@ def draw_preview(surface: Any, preview_rgb: np.ndarray | None, corner: str = "bo
     return rect
 
 
-def draw_webcam_preview(surface: Any, webcam: Webcam) -> Any:
-    """Draw the webcam's latest preview at its configured `preview_corner`, sized for the surface.
+def draw_webcam_preview(surface: Any, preview_rgb: np.ndarray | None, corner: str) -> Any:
+    """Draw a webcam preview frame in `corner` (the `preview_corner` setting), sized for the surface.
 
-    This is the call a display-side compositor makes each frame; returns the pygame.Rect drawn, or None
-    while there is no preview (preview off, no frame yet, or the source was lost).
+    The call a display-side compositor makes each frame with `webcam.preview()` and
+    `webcam.config.preview_corner`; returns the pygame.Rect drawn, or None when there is no frame
+    (preview off, no frame yet, or the source was lost).
     """
     height = surface.get_height()
     width = max(_MIN_WIDTH, int(height * _WIDTH_PER_LINE))
     margin = max(_MIN_MARGIN, height // 60)
-    return draw_preview(surface, webcam.preview(), webcam.config.preview_corner, size=width, margin=margin)
+    return draw_preview(surface, preview_rgb, corner, size=width, margin=margin)
