@@ -25,6 +25,7 @@ from installation.webcam import (
     brightness,
     describe_source,
     draw_preview,
+    draw_webcam_preview,
     find_haar_cascade,
     load_face_detector,
     map_value,
@@ -526,3 +527,36 @@ def test_preview_is_mirrored_like_a_selfie():
     frame[:, : WIDTH // 2] = (0, 0, 255)  # Red on the left in BGR.
     preview = analyzer.preview(frame)
     assert tuple(preview[0, -1]) == (255, 0, 0) and tuple(preview[0, 0]) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("corner", ["top-left", "top-right", "bottom-left", "bottom-right"])
+def test_the_preview_lands_in_the_configured_corner(videos, cameras, corner):
+    import pygame
+
+    camera = cameras(ControlState(), fast(source=videos["static"], preview=True, preview_width=64,
+                                          preview_corner=corner))
+    assert wait_until(lambda: camera.preview() is not None)
+    surface = pygame.Surface((320, 240))
+    surface.fill((0, 0, 0))
+    rect = draw_webcam_preview(surface, camera.preview(), camera.config.preview_corner)
+    # Sized for a 240-line surface: 71 px wide (320 at 1080 lines), 8 px from the edges.
+    assert (rect.width, rect.height) == (71, 53)
+    inside = {"top-left": (8, 8), "top-right": (312 - 1, 8), "bottom-left": (8, 232 - 1),
+              "bottom-right": (312 - 1, 232 - 1)}
+    for name, (x, y) in inside.items():
+        level = surface.get_at((x, y))[0]
+        if name == corner:
+            assert abs(level - 200) < 12, f"{corner}: the preview's gray 200 missing at {(x, y)}, got {level}"
+        else:
+            assert level == 0, f"{corner}: the {name} corner at {(x, y)} was drawn on ({level})"
+
+
+def test_no_preview_draws_nothing(videos, cameras):
+    import pygame
+
+    camera = cameras(ControlState(), fast(source=videos["static"], preview=False, preview_corner="top-left"))
+    assert wait_until(lambda: camera.stats().analysed > 0)
+    surface = pygame.Surface((320, 240))
+    surface.fill((0, 0, 0))
+    assert draw_webcam_preview(surface, camera.preview(), camera.config.preview_corner) is None
+    assert pygame.transform.average_color(surface)[:3] == (0, 0, 0)
