@@ -448,3 +448,46 @@ def key_bindings() -> tuple[dict[str, str], dict[str, str]]:
     triggers = {key: p.name for p in CONTROLS if p.kind == "trigger" for key in p.keys}
     return toggles, triggers
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference tables for the docs (docs/osc.md holds this output; a test keeps them equal).
+
+OSC_TYPES = {
+    "float": "i h f d, numeric s",
+    "int": "i h f d (floats are rounded), numeric s",
+    "bool": "T F, i f (0 = false), s `true`/`false`/`1`/`0`/`on`/`off`",
+    "choice": "s by name, or its index as i or f",
+    "trigger": "none, or any non-zero number, T, s `bang`",
+}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"`{value}`" if isinstance(value, str) else repr(value)
+
+
+def osc_reference(prefix: str = "/masquerade") -> str:
+    """The markdown table of every OSC address of a live parameter, straight from the table."""
+    lines = ["| address | kind | range | default | start-up setting | also from | effect |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for parameter in CONTROLS:
+        kind = parameter.kind + (", event" if parameter.event else "")
+        allowed = ""
+        if parameter.kind in ("float", "int"):
+            allowed = parameter.describe_range().replace("..", " .. ")
+        elif parameter.kind == "choice":
+            allowed = " / ".join(f"`{choice}`" for choice in parameter.choices)
+        default = "" if parameter.kind == "trigger" else _shown(parameter.default)
+        setting = f"`{parameter.flag}` (`[{parameter.section}] {parameter.name}`)" if parameter.section else ""
+        keys = ", ".join(f"`{key}`" for key in parameter.keys)
+        also = "; ".join((["the web remote"] if parameter.remote else []) + ([f"keys {keys}"] if keys else []))
+        old = "".join(f"; old address `{prefix}/{alias}` still accepted" for alias in parameter.control_aliases)
+        lines.append(f"| `{prefix}/{parameter.name}` | {kind} | {allowed} | {default} | {setting} | {also} | "
+                     f"{parameter.doc}{old} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(osc_reference())
