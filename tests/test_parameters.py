@@ -242,3 +242,9 @@ def test_docs_hold_the_generated_address_table_and_every_remote_control():
     listed = re.search(r"Controls: (.*?):", remote, re.S).group(1)
     assert set(re.findall(r"`(\w+)`", listed)) == set(REMOTE_CONTROLS)
 
+
+
+def test_the_example_show_file_uses_the_current_names(caplog):
+    with caplog.at_level(logging.WARNING, logger="installation.parameters"):
+        values = runtime_config.read_toml(ROOT / "deploy" / "piece.toml")
+    assert not caplog.records and "fps_overlay" in values and "fade_between_renders" in values
