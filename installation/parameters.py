@@ -230,9 +230,13 @@ def check(parameter: Parameter, value: Any) -> Any:
     expected = PYTHON_TYPES.get(parameter.kind, bool)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ValueError(f"{parameter.name} = {short_repr(value)} must be a {expected.__name__}")
     low, high = parameter.min, parameter.max
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        wanted = {int: "an integer", float: "a number", bool: "true or false", str: "text"}[expected]
+        allowed = f" in {low}..{high}" if low is not None else ""
+        if parameter.kind == "choice":
+            allowed = f", one of {', '.join(parameter.choices)}"
+        raise ValueError(f"{parameter.name} = {short_repr(value)} must be {wanted}{allowed}")
     if expected is float and not math.isfinite(value):
         raise ValueError(f"{parameter.name} = {value!r} must be a finite number in {low}..{high}")
     if not parameter.in_range(value):

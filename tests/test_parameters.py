@@ -126,7 +126,9 @@ def test_the_seed_bound_is_declared_once():
 @pytest.mark.parametrize(("values", "message"), [
     ({"speed": 11}, "speed = 11.0 is outside the allowed range 0.0..10.0"),
     ({"fit": "stretch"}, "fit = 'stretch' is not one of letterbox, fill"),
-    ({"width": 1.5}, "width = 1.5 must be a int"),
+    ({"width": 1.5}, "width = 1.5 must be an integer in 64..16384"),
+    ({"fit": 2}, "fit = 2 must be text, one of letterbox, fill"),
+    ({"windowed": "yes"}, "windowed = 'yes' must be true or false"),
     ({"truncation": math.nan}, "truncation = nan must be a finite number in 0.0..2.0"),
 ])
 def test_settings_refuse_bad_values_in_one_line_naming_value_and_range(values, message):
