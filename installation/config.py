@@ -204,7 +204,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             detail = f" ({' | '.join(parameter.choices)})"
         else:
             detail = f" ({parameter.min}..{parameter.max})" if parameter.min is not None else ""
-        help_text = f"{parameter.doc}{detail}; default {parameter.default!r}"
+        live = "; also steered live (docs/osc.md)" if parameter.live else ""
+        help_text = f"{parameter.doc}{detail}; default {parameter.default!r}{live}"
         boolean = parameter.kind == "bool"
         if boolean:
             parser.add_argument(parameter.flag, dest=parameter.name, action=argparse.BooleanOptionalAction,
