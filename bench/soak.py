@@ -398,7 +398,7 @@ def run(args: argparse.Namespace) -> int:
     osc_port = free_udp_port()
     sender = Sender(osc_port, args.rate, args.seed)
     config = RuntimeConfig(
-        model=str(model), windowed=True, width=args.window, height=args.window, fps=args.fps, show_fps=True,
+        model=str(model), windowed=True, width=args.window, height=args.window, fps=args.fps, fps_overlay=True,
         seed=args.seed, seconds_per_keyframe=2.0, osc_port=osc_port, feedback_host="127.0.0.1",
         feedback_port=sender.sink_port, feedback_every=0.05, hold_seconds=args.hold_seconds, webcam=str(video),
         webcam_preview=True, status_file=str(work / "status.json"), heartbeat_every=1.0, frames=args.frames,

@@ -22,6 +22,7 @@ from installation.controls import PARAMETERS, ControlState, Snapshot
 from installation.kiosk import Health, Heartbeat, sd_notify
 from installation.latent import Walker, offset_direction
 from installation.ndi import NdiSwitch
+from installation.parameters import key_bindings
 from installation.presets import DEFAULT_FILE as DEFAULT_PRESETS_FILE
 from installation.presets import Presets
 from installation.schedule import OpeningGate
@@ -32,8 +33,7 @@ from models.manifest import error_lines
 log = logging.getLogger("masquerade")
 
 # Keys and what they write into the control state (source "keyboard"). Toggles read the current value.
-TOGGLE_KEYS = {"f": "fps_overlay", "c": "captions", "u": "upscale", "space": "pause"}
-TRIGGER_KEYS = {"right": "next", "n": "next", "left": "previous", "p": "previous", "j": "jump"}
+TOGGLE_KEYS, TRIGGER_KEYS = key_bindings()  # from the parameter table's `keys`
 # The `blend` control's top: each frame keeps at most this much of the last one. At 1.0 the picture would
 # never change again; 0.95 is a trail of about 20 frames that still reaches every new picture.
 MAX_SMEAR = 0.95
@@ -43,15 +43,10 @@ REMOTE_STATUS_EVERY = 0.5  # seconds between status documents handed to the web 
 
 
 def initial_controls(config: runtime_config.RuntimeConfig) -> ControlState:
-    """The control registry with the configured values as each parameter's starting point."""
-    starting = {
-        "speed": config.speed, "truncation": config.truncation, "mode": config.mode,
-        "loop_keyframes": config.loop_keyframes, "crossfade": config.transition_seconds,
-        "upscale": config.upscale, "fps_overlay": config.show_fps, "captions": config.captions,
-        "caption_layer": config.caption_layer, "ndi": config.ndi,
-    }
-    parameters = {name: dataclasses.replace(parameter, default=starting[name]) if name in starting else parameter
-                  for name, parameter in PARAMETERS.items()}
+    """The control registry with the configured values as the starting point of every parameter that is both a
+    start-up setting and a live control (one name for both, installation/parameters.py)."""
+    parameters = [dataclasses.replace(parameter, default=getattr(config, parameter.name))
+                  if parameter.section is not None else parameter for parameter in PARAMETERS.values()]
     return ControlState(parameters, hold_seconds=config.hold_seconds)
 
 
@@ -62,8 +57,8 @@ def steer(walker: Walker, controls: Snapshot, previous: Snapshot | None, trigger
         walker.set_speed(controls["speed"], now)
     if "pause" in changed:
         (walker.pause if controls["pause"] else walker.resume)(now)
-    if "crossfade" in changed:
-        walker.set_transition_seconds(controls["crossfade"])
+    if "transition_seconds" in changed:
+        walker.set_transition_seconds(controls["transition_seconds"])
     if "truncation" in changed:
         walker.set_truncation(controls["truncation"])
     if "mode" in changed and controls["mode"] != walker.mode:

@@ -15,8 +15,6 @@ never held, so a press from any source counts.
 from __future__ import annotations
 
 import math
-import numbers
-import reprlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,209 +22,54 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
-KINDS = ("float", "int", "bool", "choice", "trigger")
-SOURCES = ("keyboard", "remote", "osc", "webcam")  # Highest precedence first.
-DEFAULT_HOLD_SECONDS = 10.0
-SEED_MAX = 2**31 - 1
-
-# Values arrive from the network: a repr of one must stay short and must not recurse into nested arrays.
-_BOUNDED_REPR = reprlib.Repr()
-_BOUNDED_REPR.maxlevel, _BOUNDED_REPR.maxstring, _BOUNDED_REPR.maxother, _BOUNDED_REPR.maxlong = 3, 60, 60, 40
-_BOUNDED_REPR.maxtuple = _BOUNDED_REPR.maxlist = _BOUNDED_REPR.maxdict = 6
-
-
-def short_repr(value: Any) -> str:
-    """A repr of an untrusted value bounded in length and depth (for log lines and error messages)."""
-    return _BOUNDED_REPR.repr(value)
-
-
-_TRUE_WORDS = frozenset({"true", "1", "on", "yes", "t"})
-_FALSE_WORDS = frozenset({"false", "0", "off", "no", "f"})
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """Specification of one controllable parameter.
-
-    kind: "float" | "int" | "bool" | "choice" | "trigger".
-    min / max: inclusive range for float and int parameters; values outside are clamped.
-    choices: allowed strings for "choice" parameters.
-    event: for int parameters, also record each write as a trigger whose payload is the value
-        (the "seed" parameter: writing 42 means "jump to seed 42", even if 42 was already set).
-    """
-
-    name: str
-    kind: str
-    default: Any = None
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[str, ...] = ()
-    doc: str = ""
-    event: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("_", "").isalnum() or self.name != self.name.lower():
-            raise ValueError(f"parameter name {self.name!r} must be lower-case letters, digits and '_'")
-        if self.kind not in KINDS:
-            raise ValueError(f"parameter {self.name}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
-        if self.kind in ("float", "int"):
-            if self.min is None or self.max is None or not self.min <= self.max:
-                raise ValueError(f"parameter {self.name}: needs min <= max, got {self.min}..{self.max}")
-        if self.kind == "choice" and not self.choices:
-            raise ValueError(f"parameter {self.name}: a choice parameter needs choices")
-        if self.event and self.kind != "int":
-            raise ValueError(f"parameter {self.name}: only int parameters can be events")
-        if self.kind != "trigger":
-            # The default must be a valid value; this catches typos in the registry and bad configured
-            # starting values (dataclasses.replace runs this again).
-            try:
-                value, clamped = validate(self, self.default)
-            except ValueError as error:
-                raise ValueError(f"parameter {self.name}: default {self.default!r} is not valid: {error}") from None
-            if clamped:
-                raise ValueError(
-                    f"parameter {self.name}: default {self.default!r} is outside {self.describe_range()}"
-                )
-            object.__setattr__(self, "default", value)  # Canonical type: 1 -> 1.0 for a float parameter.
-
-    @property
-    def is_trigger(self) -> bool:
-        """True for parameters that produce events drained by `ControlState.drain_triggers`."""
-        return self.kind == "trigger" or self.event
-
-    def describe_range(self) -> str:
-        """Human-readable allowed values, used in error messages and documentation."""
-        if self.kind == "int":
-            return f"{int(self.min)}..{int(self.max)}"
-        if self.kind == "float":
-            return f"{self.min:g}..{self.max:g}"
-        if self.kind == "bool":
-            return "true/false (1/0)"
-        if self.kind == "choice":
-            return " | ".join(self.choices)
-        return "no value, or any non-zero value (0 / false is ignored, e.g. a button release)"
-
-
-def _is_bool(raw: Any) -> bool:
-    return isinstance(raw, bool | np.bool_)
-
-
-def _finite_number(parameter: Parameter, raw: Any) -> float | int:
-    """Return raw as a Python int or float, rejecting bools, NaN, inf and non-numbers."""
-    expected = f"expected a finite number in {parameter.describe_range()}"
-    if _is_bool(raw):
-        raise ValueError(f"{parameter.name}: got boolean {short_repr(raw)}, {expected}")
-    if isinstance(raw, numbers.Integral):
-        return int(raw)
-    if isinstance(raw, numbers.Real):
-        number = float(raw)
-    elif isinstance(raw, str):
-        try:
-            number = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"{parameter.name}: got {short_repr(raw)}, {expected}") from None
-    else:
-        raise ValueError(f"{parameter.name}: got {type(raw).__name__} {short_repr(raw)}, {expected}")
-    if not math.isfinite(number):
-        raise ValueError(f"{parameter.name}: got {short_repr(raw)}, {expected}")
-    return number
-
-
-def coerce(parameter: Parameter, raw: Any) -> Any:
-    """Convert raw input (int, float, bool, numpy scalar, string) to the parameter's type, without clamping.
-
-    Ints round floats to the nearest integer. Bools accept true/false, numbers (0 is false) and the strings
-    true/false/1/0/on/off/yes/no. Choices accept a choice name (any case) or its index. Triggers return
-    True to fire and False for "release" values (0, false), since TouchDesigner buttons send 1 then 0.
-    Raises ValueError naming the value and the allowed range.
-    """
-    kind = parameter.kind
-    if kind == "float":
-        return float(_finite_number(parameter, raw))
-    if kind == "int":
-        number = _finite_number(parameter, raw)
-        return number if isinstance(number, int) else int(round(number))
-    if kind == "bool" or kind == "trigger":
-        if kind == "trigger" and raw is None:
-            return True
-        if _is_bool(raw):
-            return bool(raw)
-        if isinstance(raw, numbers.Real):
-            number = float(raw)
-            if math.isnan(number):
-                raise ValueError(f"{parameter.name}: got {short_repr(raw)}, expected {parameter.describe_range()}")
-            return number != 0.0
-        if isinstance(raw, str):
-            word = raw.strip().lower()
-            if word in _TRUE_WORDS or (kind == "trigger" and word in ("", "bang")):
-                return True
-            if word in _FALSE_WORDS:
-                return False
-        raise ValueError(f"{parameter.name}: got {short_repr(raw)}, expected {parameter.describe_range()}")
-    if kind == "choice":
-        if isinstance(raw, str):
-            word = raw.strip().lower()
-            if word in parameter.choices:
-                return word
-        elif not _is_bool(raw) and isinstance(raw, numbers.Real):
-            # TouchDesigner menus travel through CHOPs as their index.
-            number = float(raw)
-            if number.is_integer() and 0 <= number < len(parameter.choices):
-                return parameter.choices[int(number)]
-        raise ValueError(
-            f"{parameter.name}: got {short_repr(raw)}, expected one of {parameter.describe_range()} "
-            f"(or an index 0..{len(parameter.choices) - 1})"
-        )
-    raise ValueError(f"{parameter.name}: unknown kind {kind!r}")
-
-
-def clamp(parameter: Parameter, value: Any) -> tuple[Any, bool]:
-    """Clamp an already coerced value into the parameter's range; returns (value, clamped)."""
-    if parameter.kind not in ("float", "int"):
-        return value, False
-    low, high = parameter.min, parameter.max
-    if value < low:
-        return type(value)(low), True
-    if value > high:
-        return type(value)(high), True
-    return value, False
-
-
-def validate(parameter: Parameter, raw: Any) -> tuple[Any, bool]:
-    """coerce() then clamp(); returns (value, clamped). Raises ValueError for unusable input."""
-    return clamp(parameter, coerce(parameter, raw))
-
-
-PARAMETER_LIST: tuple[Parameter, ...] = (
-    Parameter("speed", "float", 1.0, 0.0, 10.0, doc="Walk speed multiplier; 0 stands still."),
-    Parameter("pause", "bool", False, doc="Freeze the walk (the display keeps running)."),
-    Parameter("next", "trigger", doc="Go to the next keyframe."),
-    Parameter("previous", "trigger", doc="Go back to the previous keyframe."),
-    Parameter("jump", "trigger", doc="Jump to a random point in latent space."),
-    Parameter("seed", "int", 0, 0, SEED_MAX, event=True, doc="Jump to the latent point of this seed."),
-    Parameter("truncation", "float", 1.0, 0.0, 2.0, doc="Latent truncation: lower is calmer, higher wilder."),
-    Parameter("mode", "choice", "endless", choices=("endless", "loop", "drift"), doc="Walk mode."),
-    Parameter("loop_keyframes", "int", 8, 2, 1024, doc="Number of keyframes in loop mode."),
-    Parameter("offset_direction", "int", 0, 0, SEED_MAX, doc="Seed of a fixed latent direction."),
-    Parameter("offset_amount", "float", 0.0, -10.0, 10.0, doc="How far to push along offset_direction."),
-    Parameter("crossfade", "float", 2.0, 0.0, 60.0, doc="Transition time in seconds for jumps."),
-    Parameter("upscale", "bool", True, doc="Use the super-resolution upscaler."),
-    Parameter("captions", "bool", True, doc="Show provenance captions."),
-    Parameter("caption_layer", "choice", "late", choices=("early", "late"),
-              doc="Feature layer for provenance look-ups: early (texture) or late (motif)."),
-    Parameter("blend", "float", 0.0, 0.0, 1.0,
-              doc="Frame trail (0 = off, 1 = longest: each frame keeps 95 % of the last, never all of it)."),
-    Parameter("query", "trigger", doc="Ask the piece to send all current values back over OSC."),
-    Parameter("fps_overlay", "bool", False, doc="Show the frames-per-second overlay."),
-    Parameter("open_now", "trigger", doc="Open (show the walk) outside the opening hours until their next change."),
-    Parameter("close_now", "trigger", doc="Close (blank the screen, stop rendering) until the hours' next change."),
-    Parameter("follow_hours", "trigger", doc="End an open_now / close_now override: follow the opening hours."),
-    Parameter("ndi", "bool", False, doc="Send the frames as an NDI source (needs the ndi extra)."),
+from installation.parameters import (
+    CONTROL_ALIASES,
+    CONTROLS,
+    KINDS,
+    SEED_MAX,
+    Parameter,
+    clamp,
+    coerce,
+    deprecated,
+    short_repr,
+    validate,
 )
 
-PARAMETERS: Mapping[str, Parameter] = MappingProxyType({p.name: p for p in PARAMETER_LIST})
+__all__ = ["KINDS", "SEED_MAX", "SOURCES", "DEFAULT_HOLD_SECONDS", "Parameter", "PARAMETERS", "PARAMETER_LIST",
+           "Registry", "Record", "Snapshot", "ControlState", "clamp", "coerce", "validate", "short_repr"]
+
+SOURCES = ("keyboard", "remote", "osc", "webcam")  # Highest precedence first.
+DEFAULT_HOLD_SECONDS = 10.0
+
+
+class Registry(Mapping[str, Parameter]):
+    """Parameters by name. An old name (an alias from the table) finds its parameter but is never listed, so the
+    OSC server, the webcam mapping and the presets accept it while snapshots and feedback use the new name."""
+
+    def __init__(self, parameters: Iterable[Parameter], aliases: Mapping[str, str] = CONTROL_ALIASES) -> None:
+        self._parameters = {parameter.name: parameter for parameter in parameters}
+        self._aliases = {old: new for old, new in aliases.items()
+                         if new in self._parameters and old not in self._parameters}
+
+    def canonical(self, name: str) -> str:
+        """The current name of `name` (itself unless it is an alias)."""
+        return name if name in self._parameters else self._aliases.get(name, name)
+
+    def __getitem__(self, name: str) -> Parameter:
+        return self._parameters[self.canonical(name)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parameters)
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __repr__(self) -> str:
+        return f"Registry({', '.join(self._parameters)})"
+
+
+PARAMETER_LIST: tuple[Parameter, ...] = CONTROLS
+PARAMETERS: Registry = Registry(CONTROLS)
 
 
 @dataclass(frozen=True)
@@ -241,18 +84,20 @@ class Record:
 class Snapshot(Mapping[str, Any]):
     """Immutable mapping of every current value for one frame; `version` grows whenever a value changes."""
 
-    __slots__ = ("_values", "_sources", "_version")
+    __slots__ = ("_values", "_sources", "_version", "_aliases")
 
-    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str], version: int) -> None:
+    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str], version: int,
+                 aliases: Mapping[str, str] = CONTROL_ALIASES) -> None:
         object.__setattr__(self, "_values", MappingProxyType(dict(values)))
         object.__setattr__(self, "_sources", MappingProxyType(dict(sources)))
         object.__setattr__(self, "_version", version)
+        object.__setattr__(self, "_aliases", aliases)  # old names still read (callers not yet renamed)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Snapshot is immutable")
 
     def __getitem__(self, name: str) -> Any:
-        return self._values[name]
+        return self._values[name if name in self._values else self._aliases.get(name, name)]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
@@ -270,13 +115,13 @@ class Snapshot(Mapping[str, Any]):
 
     def source(self, name: str) -> str:
         """Which source wrote the value in effect ("default" before any write)."""
-        return self._sources[name]
+        return self._sources[name if name in self._sources else self._aliases.get(name, name)]
 
 
 class ControlState:
     """Thread-safe "latest value wins" store with source precedence and coalesced triggers.
 
-    parameters: the registry (default PARAMETERS).
+    parameters: the registry (default PARAMETERS: the live controls of installation/parameters.py's table).
     hold_seconds: how long a source's write blocks lower-ranked sources on that parameter (0 disables).
     clock: monotonic time source in seconds; tests inject a fake one.
     sources: source names, highest precedence first.
@@ -294,9 +139,7 @@ class ControlState:
             raise ValueError(f"hold_seconds must be a finite number >= 0, got {hold_seconds!r}")
         if not sources or len(set(sources)) != len(sources):
             raise ValueError(f"sources must be distinct names, got {sources!r}")
-        if not isinstance(parameters, Mapping):
-            parameters = {p.name: p for p in parameters}
-        self.parameters: Mapping[str, Parameter] = MappingProxyType(dict(parameters))
+        self.parameters = Registry(parameters.values() if isinstance(parameters, Mapping) else parameters)
         self.hold_seconds = float(hold_seconds)
         self.sources = tuple(sources)
         self._rank = {source: len(sources) - index for index, source in enumerate(sources)}
@@ -317,7 +160,7 @@ class ControlState:
         self.changed = threading.Event()
 
     def parameter(self, name: str) -> Parameter:
-        """Look a parameter up by name; raises ValueError listing the known names."""
+        """Look a parameter up by name (or an old name); raises ValueError listing the known names."""
         try:
             return self.parameters[name]
         except KeyError:
@@ -336,6 +179,9 @@ class ControlState:
         rank = self._rank.get(source)
         if rank is None:
             raise ValueError(f"unknown control source {source!r}; expected one of {', '.join(self.sources)}")
+        if parameter.name != name:
+            deprecated(name, parameter.name, f"{source} control")
+            name = parameter.name
         applied, clamped = validate(parameter, value)
         if parameter.kind == "trigger":
             if not applied:
@@ -374,7 +220,7 @@ class ControlState:
         if parameter.kind == "trigger":
             raise ValueError(f"{name} is a trigger and has no value; use drain_triggers()")
         with self._lock:
-            return self._records[name]
+            return self._records[parameter.name]
 
     def snapshot(self) -> Snapshot:
         """Immutable copy of all current values, for one frame."""

@@ -289,7 +289,7 @@ def run_checks(config, out=None) -> int:
 
     out = out or sys.stdout
     checks = [("bundle", check_bundle), ("display", check_display)]
-    if config.webcam.strip().lower() not in ("", "none"):
+    if config.webcam_on:
         checks.append(("camera", check_camera))
     if config.osc:
         checks.append(("osc", check_port))

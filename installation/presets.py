@@ -20,14 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from installation.controls import PARAMETERS, ControlState, short_repr, validate
+from installation.controls import PARAMETERS, ControlState
+from installation.parameters import BY_NAME, Parameter, check, deprecated, short_repr, validate
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
 DEFAULT_FILE = "masquerade-presets.json"
 PRESET_CONTROLS = ("speed", "truncation", "mode", "loop_keyframes", "offset_direction", "offset_amount",
-                   "crossfade", "upscale", "captions", "caption_layer", "blend")
+                   "transition_seconds", "upscale", "captions", "caption_layer", "trail")
+# Where the walk was: the table's seed, and a keyframe index (any the walk can reach in a long run).
+STORED_WALK = (BY_NAME["seed"], Parameter("keyframe", "int", 0, -(2**40), 2**40, live=False))
 MAX_NUMBER = 999
 MAX_PRESETS = 1000  # a bound on the file, whatever a controller sends
 MAX_FILE_BYTES = 4 << 20
@@ -74,17 +77,18 @@ class Preset:
         """Validate one stored preset (values through the parameter table); ValueError naming the problem."""
         if not isinstance(data, dict):
             raise ValueError(f"expected a table, got {short_repr(data)}")
-        seed, keyframe = data.get("seed"), data.get("keyframe")
-        for name, value, low, high in (("seed", seed, 0, 2**31 - 1), ("keyframe", keyframe, -(2**40), 2**40)):
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{name} = {short_repr(value)} is not an integer in {low}..{high}")
+        seed, keyframe = (check(parameter, data.get(parameter.name)) for parameter in STORED_WALK)
         stored = data.get("controls", {})
         if not isinstance(stored, dict):
             raise ValueError(f"controls = {short_repr(stored)} is not a table")
         controls = {}
-        for name, value in stored.items():
+        for stored_name, value in stored.items():
+            name = PARAMETERS.canonical(stored_name) if isinstance(stored_name, str) else stored_name
             if name not in PRESET_CONTROLS:
-                raise ValueError(f"unknown control {short_repr(name)}; presets hold {', '.join(PRESET_CONTROLS)}")
+                raise ValueError(f"unknown control {short_repr(stored_name)}; presets hold "
+                                 f"{', '.join(PRESET_CONTROLS)}")
+            if name != stored_name:  # a file saved before the rename; the next save writes the new name
+                deprecated(stored_name, name, "presets file")
             controls[name], _ = validate(PARAMETERS[name], value)
         return cls(seed, keyframe, controls)
 

@@ -33,14 +33,14 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from installation.controls import ControlState
+from installation.controls import PARAMETERS, ControlState
 from installation.osc import parse_allowlist, plain_address
+from installation.parameters import TABLE
 
 log = logging.getLogger(__name__)
 
-CONTROLS = ("pause", "speed", "next", "previous", "jump", "seed", "captions", "upscale", "open_now", "close_now",
-            "follow_hours")
-VALUES = ("pause", "speed", "captions", "upscale")  # the controls with a value the page shows
+CONTROLS = tuple(parameter.name for parameter in TABLE if parameter.remote)  # `remote` in the parameter table
+VALUES = tuple(name for name in CONTROLS if not PARAMETERS[name].is_trigger)  # the controls with a value the page shows
 SOURCE = "remote"
 COOKIE = "masquerade_session"
 SESSION_SECONDS = 12 * 3600

@@ -38,7 +38,7 @@ def state(clock):
 def test_registry_has_the_documented_parameters_with_valid_defaults():
     expected = {
         "speed", "pause", "next", "previous", "jump", "seed", "truncation", "mode", "loop_keyframes",
-        "offset_direction", "offset_amount", "crossfade", "upscale", "captions", "caption_layer", "blend",
+        "offset_direction", "offset_amount", "transition_seconds", "upscale", "captions", "caption_layer", "trail",
         "query", "fps_overlay",
     }
     assert expected <= set(PARAMETERS)

@@ -62,7 +62,7 @@ def test_recall_writes_the_controls_and_returns_the_walk_to_glide_to(tmp_path):
     controls.reset("osc")
     assert Presets(path).presets["verse"].controls == {name: value for name, value in {
         **{name: ControlState().get(name) for name in PRESET_CONTROLS},
-        "speed": 0.5, "mode": "drift", "captions": False, "crossfade": 3.0}.items()}
+        "speed": 0.5, "mode": "drift", "captions": False, "transition_seconds": 3.0}.items()}
     reloaded = Presets(path)
     with pytest.raises(ValueError, match="no preset 'chorus'"):
         reloaded.request("recall", "chorus", "osc")
