@@ -25,6 +25,7 @@ _DRIFT_SHIFT = 0.6180339887498949
 
 
 def check_times(times) -> np.ndarray:
+    """``times`` as a 1-D float64 array of seconds; ValueError unless every one is finite."""
     times = np.asarray(times, dtype=np.float64)
     if times.ndim != 1:
         raise ValueError(f"times must be a 1-D array of seconds, got shape {times.shape}")
@@ -34,6 +35,7 @@ def check_times(times) -> np.ndarray:
 
 
 def check_time(t_seconds) -> float:
+    """One time in seconds as a float; ValueError unless it is finite."""
     t = float(t_seconds)
     if not math.isfinite(t):
         raise ValueError(f"walk time must be finite seconds, got {t_seconds!r}")

@@ -237,7 +237,7 @@ class Walker:
         """Walk-seconds per wall-second, clamped to [0, 10]."""
         speed = float(speed)
         if math.isnan(speed):
-            raise ValueError("speed must be a number in [0, 10], got nan")
+            raise ValueError(f"speed must be a number in [0, {MAX_SPEED:g}], got nan")
         self._integrate(now)
         self._speed = min(max(speed, 0.0), MAX_SPEED)
 
