@@ -115,7 +115,9 @@ def run_naive(bundle_dir: Path, size: int, seconds: float) -> dict:
     walker = Walker(walk_config(RuntimeConfig(model=str(bundle_dir)), loaded.latent_dim))
     frames, began = 0, time.monotonic()
     while time.monotonic() - began < seconds:
-        z = walker.advance(time.monotonic()).z[None]
+        now = time.monotonic()
+        walker.advance(now)
+        z = walker.latents_at([now])
         image = loaded.upscaler.predict(loaded.generator.predict(z, verbose=0), verbose=0)[0]
         frame = np.clip((image + 1) * 127.5, 0, 255).astype(np.uint8)
         display.show(frame)

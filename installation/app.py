@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import logging
 import signal
@@ -83,9 +82,8 @@ def steer(walker: Walker, controls: Snapshot, previous: Snapshot | None, trigger
 
 
 def predicted_latents(walker: Walker, times: np.ndarray) -> np.ndarray:
-    """Latents the walk will reach at future times if nobody steers it (a copy walks ahead)."""
-    future = copy.deepcopy(walker)
-    return np.stack([future.advance(float(t)).z for t in times]).astype(np.float32)
+    """Latents the walk will reach at future times if nobody steers it (read from the walk; nothing moves)."""
+    return walker.latents_at(times)
 
 
 class Stats:

@@ -35,8 +35,10 @@ def _pair(dim=16, same_norm=True):
     return a, b
 
 
-def _frames(walker, times):
-    return np.stack([walker.advance(t).z for t in times])
+def _shown(walker, now):
+    """Advance to ``now`` and return the latent shown then, as the live loop renders it."""
+    walker.advance(now)
+    return walker.latents_at([now])[0]
 
 
 def _max_step(latents):
@@ -333,7 +335,7 @@ def _run(fps, config, seconds=6.0, events=()):
             _, name, args = pending.pop(0)
             getattr(walker, name)(*args, now=now)
         state = walker.advance(now)
-    return walker, state
+    return walker, state, walker.latents_at([now])[0]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -341,11 +343,11 @@ def test_walker_speed_is_independent_of_frame_rate(mode):
     config = WalkConfig(mode=mode, seed=6, seconds_per_keyframe=1.5, loop_keyframes=3, transition_seconds=1.0)
     events = [(1.0, "set_speed", (2.5,)), (2.0, "jump_random", ()), (3.0, "next_keyframe", ()),
               (3.5, "pause", ()), (4.0, "resume", ()), (4.5, "set_speed", (0.5,))]
-    slow_walker, slow = _run(10, config, events=events)
-    fast_walker, fast = _run(60, config, events=events)
+    slow_walker, slow, slow_z = _run(10, config, events=events)
+    fast_walker, fast, fast_z = _run(60, config, events=events)
     assert slow.walk_time == pytest.approx(fast.walk_time, abs=1e-9)
     assert slow_walker.seed == fast_walker.seed
-    np.testing.assert_allclose(slow.z, fast.z, atol=1e-5)
+    np.testing.assert_allclose(slow_z, fast_z, atol=1e-5)
 
 
 def test_walker_follows_walk_latent_at_its_speed():
@@ -354,7 +356,7 @@ def test_walker_follows_walk_latent_at_its_speed():
     walker.advance(50.0)
     state = walker.advance(53.0)
     assert state.walk_time == pytest.approx(6.0)
-    np.testing.assert_array_equal(state.z, walk_latent(config, state.walk_time))
+    np.testing.assert_array_equal(walker.latents_at([53.0])[0], walk_latent(config, state.walk_time))
     walker.set_speed(99.0)
     assert walker.speed == 10.0
     walker.set_speed(-1.0)
@@ -365,9 +367,9 @@ def test_walker_follows_walk_latent_at_its_speed():
 def test_walker_is_deterministic():
     config = WalkConfig(mode="loop", seed=17, transition_seconds=0.5)
     events = [(0.5, "jump_random", ()), (1.2, "set_mode", ("drift",)), (2.0, "previous_keyframe", ())]
-    first_walker, first = _run(30, config, seconds=3.0, events=events)
-    second_walker, second = _run(30, config, seconds=3.0, events=events)
-    np.testing.assert_array_equal(first.z, second.z)
+    first_walker, first, first_z = _run(30, config, seconds=3.0, events=events)
+    second_walker, second, second_z = _run(30, config, seconds=3.0, events=events)
+    np.testing.assert_array_equal(first_z, second_z)
     assert first_walker.seed == second_walker.seed != 17
 
 
@@ -386,10 +388,10 @@ def test_jumps_glide_then_land_on_the_new_path(method, args):
     before = None
     for now in times:
         if now == jump_at:
-            before = walker.advance(now).z
+            before = _shown(walker, now)
             getattr(walker, method)(*args, now=now)
             assert walker.transitioning
-        frames.append(walker.advance(now).z)
+        frames.append(_shown(walker, now))
     frames = np.stack(frames)
     target_config = walker.config
     assert not walker.transitioning
@@ -412,7 +414,7 @@ def test_jump_during_a_glide_stays_smooth():
         now = i / 60
         if i in (60, 90, 100):
             walker.jump_random(now)
-        frames.append(walker.advance(now).z)
+        frames.append(_shown(walker, now))
     assert _max_step(np.stack(frames)) < 0.6
 
 
@@ -421,7 +423,7 @@ def test_zero_transition_is_a_cut():
     walker.advance(0.0)
     walker.jump_to_seed(2, 0.0)
     assert not walker.transitioning
-    np.testing.assert_array_equal(walker.advance(0.0).z, walk_latent(WalkConfig(seed=2), 0.0))
+    np.testing.assert_array_equal(_shown(walker, 0.0), walk_latent(WalkConfig(seed=2), 0.0))
 
 
 def test_pause_freezes_the_latent():
@@ -430,14 +432,15 @@ def test_pause_freezes_the_latent():
         walker.advance(i / 30)
     walker.pause(10 / 30)
     frozen = walker.advance(10 / 30)
+    frozen_z = walker.latents_at([10 / 30])[0]
     for i in range(11, 40):
         state = walker.advance(i / 30)
-        np.testing.assert_array_equal(state.z, frozen.z)
+        np.testing.assert_array_equal(walker.latents_at([i / 30])[0], frozen_z)
         assert state.walk_time == frozen.walk_time and state.paused
     assert walker.toggle_pause(40 / 30) is False
     resumed = walker.advance(41 / 30)
     assert resumed.walk_time == pytest.approx(frozen.walk_time + 1 / 30)
-    assert np.linalg.norm(resumed.z - frozen.z) < 0.5
+    assert np.linalg.norm(walker.latents_at([41 / 30])[0] - frozen_z) < 0.5
 
 
 def test_pause_freezes_a_glide_too():
@@ -464,16 +467,16 @@ def test_loop_wraps_are_reported_once():
 def test_truncation_and_offset():
     config = WalkConfig(seed=2, latent_dim=10)
     walker = Walker(config)
-    base = walker.advance(0.0).z
+    base = _shown(walker, 0.0)
     walker.set_truncation(0.5)
-    np.testing.assert_allclose(walker.advance(0.0).z, 0.5 * base, rtol=1e-6)
+    np.testing.assert_allclose(_shown(walker, 0.0), 0.5 * base, rtol=1e-6)
     direction = np.zeros(10)
     direction[3] = 7.0
     walker.set_offset(direction, 2.0)
-    shifted = walker.advance(0.0).z
+    shifted = _shown(walker, 0.0)
     np.testing.assert_allclose(shifted - 0.5 * base, 2.0 * np.eye(10)[3], atol=1e-6)
     walker.set_offset(None, 0.0)
-    np.testing.assert_allclose(walker.advance(0.0).z, 0.5 * base, rtol=1e-6)
+    np.testing.assert_allclose(_shown(walker, 0.0), 0.5 * base, rtol=1e-6)
     with pytest.raises(ValueError, match="truncation.*3"):
         walker.set_truncation(3.0)
     with pytest.raises(ValueError, match=r"\(10,\)"):
@@ -485,7 +488,7 @@ def test_truncation_and_offset():
     np.testing.assert_array_equal(unit, offset_direction(5, 10))
     assert not np.allclose(unit, offset_direction(6, 10))
     walker.set_offset(unit, 1.5)
-    np.testing.assert_allclose(walker.advance(0.0).z, 0.5 * base + 1.5 * unit, atol=1e-6)
+    np.testing.assert_allclose(_shown(walker, 0.0), 0.5 * base + 1.5 * unit, atol=1e-6)
 
 
 def test_transition_seconds_can_change_live():
@@ -507,7 +510,7 @@ def test_walker_state_fields():
     assert state.keyframe_index == 2 == walker.keyframe
     assert state.phase == pytest.approx(2.5 / 4) == walker.phase
     assert (state.seed, state.mode, state.speed, state.paused) == (12, "loop", 1.0, False)
-    assert state.transition == 1.0 and state.z.dtype == np.float32
+    assert state.transition == 1.0 and walker.latents_at([12.5]).dtype == np.float32
     assert walker.advance(11.0).walk_time == pytest.approx(2.5)  # clock going backwards: no time passes
     with pytest.raises(ValueError, match="seed"):
         walker.jump_to_seed(-5, 13.0)
