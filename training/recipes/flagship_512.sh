@@ -4,15 +4,12 @@
 # "Generator quality", for where its generator stands.
 # Usage: bash training/recipes/flagship_512.sh   (PYTHON, WORK, OUT and *_STEPS may be overridden)
 # Interrupted? Run it again with RESUME=1: training continues from the last checkpoints.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-PYTHON=${PYTHON:-.venv/bin/python}
+source "$(dirname "$0")/common.sh"  # set -euo pipefail, repository root, PYTHON, RESUME
 WORK=${WORK:-build/flagship}
 OUT=${OUT:-assets/models/flagship}
 DCGAN_STEPS=${DCGAN_STEPS:-12000}
 SR_PRETRAIN_STEPS=${SR_PRETRAIN_STEPS:-1500}
 SR_GAN_STEPS=${SR_GAN_STEPS:-6000}
-RESUME=${RESUME:-0}
 
 if [ "$RESUME" = 0 ]; then
     "$PYTHON" -m training synthetic --out "$WORK/masks" --count 3000 --size 256 --seed 1 --quiet
@@ -43,14 +40,7 @@ else
     "$PYTHON" -m training srgan --out "$WORK/sr" --resume --pretrain-steps "$SR_PRETRAIN_STEPS" \
         --gan-steps "$SR_GAN_STEPS"
 fi
-rm -rf "$OUT.new" && mkdir -p "$OUT.new"
-"$PYTHON" -m training export "$WORK/dcgan" --out "$OUT.new"
-"$PYTHON" -m training export-sr "$WORK/sr" --out "$OUT.new" --data "$WORK/dataset512"
-"$PYTHON" -m training index --model "$OUT.new" --data "$WORK/dataset" --run "$WORK/dcgan" --thumb-size 128
+export_bundle "$WORK/dataset512"
 "$PYTHON" -m training quality --model "$OUT.new" --data "$WORK/dataset" --record
 "$PYTHON" -m training quality --model "$OUT.new" --data "$WORK/dataset512" --display --record
-"$PYTHON" -m installation.inspect --model "$OUT.new" --samples 100 --out "$WORK/inspect"
-"$PYTHON" -m installation.model_card --model "$OUT.new" --dcgan-run "$WORK/dcgan" --sr-run "$WORK/sr" \
-    --inspect "$WORK/inspect/report.json" --recipe training/recipes/flagship_512.sh
-rm -rf "$OUT.old" && { [ ! -d "$OUT" ] || mv "$OUT" "$OUT.old"; } && mv "$OUT.new" "$OUT" && rm -rf "$OUT.old"
-echo "bundle written to $OUT"
+publish_bundle training/recipes/flagship_512.sh
