@@ -1,10 +1,16 @@
 # Shared by the bundle recipes (sourced, not run): the settings every recipe reads, and the steps that turn
-# finished training runs into a published bundle. A recipe sets WORK and OUT, trains into $WORK/dcgan and
-# $WORK/sr from $WORK/dataset, then calls export_bundle and publish_bundle.
+# finished training runs into a published bundle. A recipe sets WORK and OUT, makes $WORK/dataset (synthetic_dataset),
+# trains into $WORK/dcgan and $WORK/sr, then calls export_bundle and publish_bundle.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PYTHON=${PYTHON:-.venv/bin/python}
 RESUME=${RESUME:-0}
+
+# synthetic_dataset SIZE MASKS DATASET: the procedural collection (3000 masks, seed 1) at SIZE px, ingested.
+synthetic_dataset() {
+    "$PYTHON" -m training synthetic --out "$2" --count 3000 --size "$1" --seed 1 --quiet
+    "$PYTHON" -m training ingest "$2" --out "$3" --image-size "$1"
+}
 
 # export_bundle SR_DATASET: both runs exported into $OUT.new, with the provenance index of $WORK/dataset.
 export_bundle() {

@@ -9,8 +9,7 @@ DCGAN_STEPS=${DCGAN_STEPS:-7990}
 SR_STEPS=${SR_STEPS:-12000}
 
 if [ "$RESUME" = 0 ]; then
-    "$PYTHON" -m training synthetic --out "$WORK/masks" --count 3000 --size 256 --seed 1 --quiet
-    "$PYTHON" -m training ingest "$WORK/masks" --out "$WORK/dataset" --image-size 256
+    synthetic_dataset 256 "$WORK/masks" "$WORK/dataset"
     # Two generator updates per D update and one-sided label smoothing, as the classic DCGAN code does: without
     # them D's loss sinks to ~0.01 and some latents collapse onto one mask (seen in a first 23k-step run).
     "$PYTHON" -m training dcgan --data "$WORK/dataset" --out "$WORK/dcgan" --resolution 64 --width-multiplier 0.25 \

@@ -127,13 +127,35 @@ def _object_window(canvas: Canvas, design: Design) -> tuple[int, int, int, int]:
 
 
 def render_design(design: Design, size: int) -> np.ndarray:
+    """The design as uint8 RGB, size x size: backdrop, then the object carved, coloured and lit in its window."""
     s = size
     canvas = Canvas(s, design.angle)
     coords = (np.arange(s, dtype=np.float32) + 0.5) / s
     xn, yn = coords[None, :], coords[:, None]
     spot_full = np.clip(1.15 - 1.2 * ((xn - design.spot[0]) ** 2 + (yn - design.spot[1]) ** 2), 0.5, 1.15)
+    bg = _backdrop(design, s, xn, yn)
 
-    # --- background -----------------------------------------------------------------------------------------
+    # The carved object is computed inside its bounding box only.
+    x0, y0, x1, y1 = _object_window(canvas, design)
+    win = canvas.window(x0, y0, x1, y1)
+    xw, yw = xn[:, x0:x1], yn[y0:y1, :]
+    spot = spot_full[y0:y1, x0:x1]
+    alpha, height, incised, holes = _carve(design, win, xw, yw, s)
+    gx = cv2.Sobel(height, cv2.CV_32F, 1, 0, ksize=3) / 8
+    gy = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3) / 8
+    albedo = _albedo(design, win, (x0, y0, x1, y1), xw, height, gx, gy, incised, (alpha > 0.5).astype(np.float32), s)
+    color = _shade(design, albedo, height, gx, gy, incised, spot, s)
+
+    # openings: the backdrop seen through a dark carved tunnel
+    color += (bg[y0:y1, x0:x1] * 0.3 + 0.01 - color) * holes[..., None]
+    if design.teeth:
+        ivory = np.array(design.albedo, np.float32) * 1.15 * (design.ambient + 0.5)
+        _lerp_(color, ivory, win.mask(design.teeth) * holes)
+    return _composite(design, canvas, bg, spot_full, (x0, y0, x1, y1), alpha, color)
+
+
+def _backdrop(design: Design, s: int, xn: np.ndarray, yn: np.ndarray) -> np.ndarray:
+    """Studio grey, gradient or cloth, with its folds or weave and a vignette around the spot light."""
     folds = _resize(design.bg_noise, s)
     if design.background == "dark cloth":
         shade = 0.75 + 0.5 * folds + 0.12 * (_resize(design.bg_weave, s) - 0.5)
@@ -144,15 +166,12 @@ def render_design(design: Design, size: int) -> np.ndarray:
     if design.background == "gradient":
         top, bottom = (np.array(c, np.float32) for c in design.bg_colors)
         t = np.clip(yn * 1.1 - 0.05, 0, 1)[..., None]
-        bg = (top * (1 - t) + bottom * t) * shade[..., None]
-    else:
-        bg = shade[..., None] * np.array(design.bg_colors[0], np.float32)
+        return (top * (1 - t) + bottom * t) * shade[..., None]
+    return shade[..., None] * np.array(design.bg_colors[0], np.float32)
 
-    # --- the carved object, computed inside its bounding box only ----------------------------------------
-    x0, y0, x1, y1 = _object_window(canvas, design)
-    win = canvas.window(x0, y0, x1, y1)
-    xw, yw = xn[:, x0:x1], yn[y0:y1, :]
-    spot = spot_full[y0:y1, x0:x1]
+
+def _carve(design: Design, win: Canvas, xw: np.ndarray, yw: np.ndarray, s: int):
+    """-> (coverage, height field in pixels, incision mask, hole mask) of the object's window."""
     shape = win.shape
     alpha = np.zeros(shape, np.float32)
     height = np.zeros(shape, np.float32)
@@ -177,10 +196,13 @@ def render_design(design: Design, size: int) -> np.ndarray:
     incised = win.mask(design.incisions)
     holes = win.mask(design.holes)
     height -= _blur(incised, 0.002, s) * (0.006 * s) + _blur(holes, 0.008, s) * (0.03 * s)
+    return alpha, height, incised, holes
 
-    # --- albedo ------------------------------------------------------------------------------------------------
-    gx = cv2.Sobel(height, cv2.CV_32F, 1, 0, ksize=3) / 8
-    gy = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3) / 8
+
+def _albedo(design: Design, win: Canvas, window: tuple[int, int, int, int], xw: np.ndarray, height: np.ndarray,
+            gx: np.ndarray, gy: np.ndarray, incised: np.ndarray, solid: np.ndarray, s: int) -> np.ndarray:
+    """The material's colour: grain or mottle, worn kaolin, paint, specks, patina or rust."""
+    x0, y0, x1, y1 = window
     surface = _resize(design.surface_noise, s)[y0:y1, x0:x1]
     specks = _resize(design.speck_noise, s)[y0:y1, x0:x1]
     if design.grain > 0:
@@ -209,8 +231,12 @@ def render_design(design: Design, size: int) -> np.ndarray:
         _lerp_(albedo, (0.25, 0.40, 0.33), np.clip(0.7 * recess + 0.6 * mottle, 0, 0.8))
     elif design.material == "iron":  # rust blooms
         _lerp_(albedo, (0.36, 0.19, 0.10), np.clip((specks + 0.5 * surface - 0.9) * 3, 0, 0.7))
+    return albedo
 
-    # --- shading: Lambert plus Blinn highlight on the height field's normals ------------------------------
+
+def _shade(design: Design, albedo: np.ndarray, height: np.ndarray, gx: np.ndarray, gy: np.ndarray,
+           incised: np.ndarray, spot: np.ndarray, s: int) -> np.ndarray:
+    """Lambert plus a Blinn highlight on the height field's normals, with ambient occlusion in the recesses."""
     inv = 1.0 / np.sqrt(gx * gx + gy * gy + 1)
     lx, ly, lz = design.light
     diffuse = np.clip((lz - gx * lx - gy * ly) * inv, 0, 1)
@@ -221,14 +247,14 @@ def render_design(design: Design, size: int) -> np.ndarray:
     light = (design.ambient + (1 - design.ambient) * 1.1 * diffuse) * ao * (1 - 0.55 * incised) * spot
     color = albedo * light[..., None]
     color += (spec * spot)[..., None] * np.array((1.0, 0.96, 0.9), np.float32)
+    return color
 
-    # openings: the backdrop seen through a dark carved tunnel
-    color += (bg[y0:y1, x0:x1] * 0.3 + 0.01 - color) * holes[..., None]
-    if design.teeth:
-        ivory = np.array(design.albedo, np.float32) * 1.15 * (design.ambient + 0.5)
-        _lerp_(color, ivory, win.mask(design.teeth) * holes)
 
-    # --- composite: cast shadow, raffia behind, then the object -----------------------------------------------
+def _composite(design: Design, canvas: Canvas, bg: np.ndarray, spot_full: np.ndarray,
+               window: tuple[int, int, int, int], alpha: np.ndarray, color: np.ndarray) -> np.ndarray:
+    """The cast shadow on the backdrop, the raffia behind the object, then the object itself."""
+    s = canvas.size
+    x0, y0, x1, y1 = window
     dx, dy, blur, strength = design.shadow
     silhouette = np.zeros((s, s), np.float32)
     silhouette[y0:y1, x0:x1] = alpha
