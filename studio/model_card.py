@@ -130,7 +130,7 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
     lines = [
         f"# Model card: {bundle_dir.name}", "",
         "A DCGAN and a real-time x4 upscaler trained by Masquerade's own commands on the procedural mask "
-        "collection of `training/synthetic.py` (invented workshop styles, CC0-1.0), so a fresh checkout runs "
+        "collection of `training/synthetic/` (invented workshop styles, CC0-1.0), so a fresh checkout runs "
         "offline. It depicts no real tradition and no real object.", "",
         "![sample grid](sample_grid.png)", "",
         "## Reproduce", "",
