@@ -308,7 +308,7 @@ def test_export_and_inspection_read_bundles_through_the_same_checks(tiny_copy, n
                              str(tmp_path / "loop.mp4"), "--seconds", "1", "--no-progress"], cwd=ROOT, env=ENV,
                             capture_output=True, text=True, timeout=180)
     assert export.returncode == 2 and error_lines(export) == [expected]
-    inspection = subprocess.run([sys.executable, "-m", "installation.inspect", "--model", str(tiny_copy), "--out",
+    inspection = subprocess.run([sys.executable, "-m", "studio.inspection", "--model", str(tiny_copy), "--out",
                                  str(tmp_path / "report")], cwd=ROOT, env=ENV, capture_output=True, text=True,
                                 timeout=180)
     assert inspection.returncode == 2 and error_lines(inspection) == [expected]

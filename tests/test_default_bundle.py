@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from installation.latent import keyframe
-from installation.model_card import measure_diversity
 from installation.provenance import open_captioner
 from installation.render import Renderer
 from models.bundle import load_bundle
 from models.features import load_thumbnails
+from studio.model_card import measure_diversity
 from training import synthetic
 
 DEFAULT = Path(__file__).resolve().parents[1] / "assets" / "models" / "default"

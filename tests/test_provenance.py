@@ -458,10 +458,10 @@ class ReportParser(HTMLParser):
 
 
 def test_inspection_report_is_self_contained_and_matches_the_json(indexed, tmp_path, capsys):
-    from installation import inspect
+    from studio import inspection
 
     out = tmp_path / "report"
-    assert inspect.main(["--model", str(indexed["bundle"]), "--samples", "6", "--out", str(out), "--seed", "3"]) == 0
+    assert inspection.main(["--model", str(indexed["bundle"]), "--samples", "6", "--out", str(out), "--seed", "3"]) == 0
     page = (out / "index.html").read_text(encoding="utf-8")
     report = json.loads((out / "report.json").read_text())
     parser = ReportParser()
@@ -489,10 +489,10 @@ def test_inspection_report_is_self_contained_and_matches_the_json(indexed, tmp_p
 
 
 def test_inspection_of_a_bundle_without_index_exits_2(tmp_path, capsys):
-    from installation import inspect
+    from studio import inspection
 
     bare = make_bundle(tmp_path / "bare", with_upscaler=False)
-    assert inspect.main(["--model", str(bare), "--samples", "2", "--out", str(tmp_path / "out")]) == 2
+    assert inspection.main(["--model", str(bare), "--samples", "2", "--out", str(tmp_path / "out")]) == 2
     assert "has no provenance index" in capsys.readouterr().err
 
 

@@ -1,6 +1,6 @@
 """Pure image helpers for ingest: colour conversion, framing into a square, near-duplicate comparison.
 
-Nothing here touches files or TensorFlow; `training/data.py` drives these per image.
+Nothing here touches files or TensorFlow; ingest (`training/ingest/`) drives these per image.
 """
 
 from __future__ import annotations

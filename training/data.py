@@ -1,78 +1,58 @@
-"""The dataset on disk (TFRecord shards + manifest) and its tf.data reader.
+"""Reading a dataset for training: its manifest, and its shards as tf.data pipelines of images.
 
-The format is described in docs/CONVENTIONS.md ("Dataset on disk"); `training/ingest.py` writes it. All
-file access goes through `tf.io.gfile`, so the dataset may live under a `gs://` path.
+The format (file names, features) is in training/dataset_format.py; training/ingest/ writes it. All file
+access goes through `tf.io.gfile`, so the dataset may live under a `gs://` path.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-DATASET_FORMAT = "masquerade-dataset"
-DATASET_FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-REPORT_NAME = "report.json"
-REVIEW_SHEET_NAME = "review_pairs.png"
-SHARD_DIR = "shards"
-METADATA_FIELDS = ("title", "culture", "material", "source", "license")
-RESOLUTION_RANGE = (4, 4096)
+from training.dataset_format import (
+    DATASET_FORMAT,
+    DATASET_FORMAT_VERSION,
+    MANIFEST_NAME,
+    METADATA_FIELDS,
+    REPORT_NAME,
+    RESOLUTION_RANGE,
+    REVIEW_SHEET_NAME,
+    SHARD_DIR,
+    check_int,
+    dataset_artifacts,
+    dataset_fingerprint,
+    join_path,
+    parse_example,
+    shard_name,
+)
+from training.ingest import (
+    DroppedFile,
+    IngestConfig,
+    IngestInterrupted,
+    IngestReport,
+    ReviewPair,
+    ingest,
+)
 
-# Ingest lives in training/ingest.py; these names stay reachable as `data.ingest` and the like.
-_INGEST_NAMES = frozenset({"ingest", "IngestConfig", "IngestReport", "IngestInterrupted", "DroppedFile", "ReviewPair"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _INGEST_NAMES:
-        from training import ingest
-
-        return getattr(ingest, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
-
-
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def _join(base: str, *parts: str) -> str:
-    if _is_remote(base):
-        return "/".join([base.rstrip("/"), *parts])
-    return os.path.join(base, *parts)
-
-
-def dataset_artifacts(data_dir: str) -> list[str]:
-    """The paths a dataset consists of: what ingest writes and never reads back as source images."""
-    return [_join(data_dir, name) for name in (MANIFEST_NAME, REPORT_NAME, REVIEW_SHEET_NAME, SHARD_DIR)]
-
-
-def shard_name(index: int, count: int) -> str:
-    return f"{SHARD_DIR}/train-{index:05d}-of-{count:05d}.tfrecord"
-
-
-def dataset_fingerprint(sha256s: Iterable[str]) -> str:
-    """sha256 over the sorted source-file sha256 hex digests, one per line."""
-    return hashlib.sha256("\n".join(sorted(sha256s)).encode("ascii")).hexdigest()
-
-
-# --------------------------------------------------------------------------------------------------
-# Reader
+# The format's names stay reachable as data.X; ingest (training/ingest/) once lived here, and callers written
+# then still reach it as data.ingest and data.IngestConfig.
+__all__ = [
+    "DATASET_FORMAT", "DATASET_FORMAT_VERSION", "MANIFEST_NAME", "METADATA_FIELDS", "REPORT_NAME",
+    "RESOLUTION_RANGE", "REVIEW_SHEET_NAME", "SHARD_DIR", "DroppedFile", "IngestConfig", "IngestInterrupted",
+    "IngestReport", "ReviewPair", "dataset_artifacts", "dataset_fingerprint", "distributed_dataset", "ingest",
+    "load_images", "load_manifest", "make_dataset", "parse_example", "resize_uint8", "shard_name", "shard_paths",
+    "to_float",
+]
 
 
 def load_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
     """Read and check DATA_DIR/manifest.json."""
     data_dir = os.fspath(data_dir)
-    path = _join(data_dir, MANIFEST_NAME)
+    path = join_path(data_dir, MANIFEST_NAME)
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(
             f"no dataset in {data_dir} ({MANIFEST_NAME} missing); run the ingest step on an image folder first"
@@ -96,20 +76,6 @@ def load_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-_FEATURES = {
-    "image": tf.io.FixedLenFeature([], tf.string),
-    "id": tf.io.FixedLenFeature([], tf.int64),
-}
-
-
-def parse_example(serialized: tf.Tensor, image_size: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """One serialized tf.train.Example -> (uint8 image [image_size, image_size, 3], int64 id)."""
-    features = tf.io.parse_single_example(serialized, _FEATURES)
-    image = tf.io.decode_png(features["image"], channels=3)
-    image = tf.ensure_shape(image, [image_size, image_size, 3])
-    return image, features["id"]
-
-
 def resize_uint8(image: tf.Tensor, resolution: int) -> tf.Tensor:
     """Resize a uint8 HWC (or NHWC) square image: area filter when shrinking, bilinear when enlarging."""
     size = image.shape[-2]
@@ -126,7 +92,7 @@ def to_float(image: tf.Tensor) -> tf.Tensor:
 
 
 def shard_paths(data_dir: str, manifest: dict[str, Any]) -> list[str]:
-    return [_join(data_dir, *shard.split("/")) for shard in manifest["shards"]]
+    return [join_path(data_dir, *shard.split("/")) for shard in manifest["shards"]]
 
 
 def make_dataset(
@@ -149,7 +115,7 @@ def make_dataset(
     input pipelines). The cache holds uint8 images at `resolution`.
     """
     data_dir = os.fspath(data_dir)
-    _check_int("resolution", resolution, *RESOLUTION_RANGE)
+    check_int("resolution", resolution, *RESOLUTION_RANGE)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     manifest = load_manifest(data_dir)
@@ -222,7 +188,7 @@ def load_images(data_dir: str | os.PathLike, resolution: int | None = None) -> t
     manifest = load_manifest(data_dir)
     image_size = int(manifest["image_size"])
     resolution = image_size if resolution is None else resolution
-    _check_int("resolution", resolution, *RESOLUTION_RANGE)
+    check_int("resolution", resolution, *RESOLUTION_RANGE)
     dataset = tf.data.TFRecordDataset(shard_paths(data_dir, manifest))
     dataset = dataset.map(
         lambda record: _parse_and_resize(record, image_size, resolution), num_parallel_calls=tf.data.AUTOTUNE

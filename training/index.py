@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from models import bundle, dcgan
 from models import features as feats
-from training import data, export, memorisation
+from models.files import write_json_atomic
+from training import data, export, litert, memorisation
 from training.runs import progress_kwargs
 
 log = logging.getLogger(__name__)
@@ -301,8 +302,8 @@ def build_index(config: IndexConfig, progress: bool = True) -> dict:
         del arrays
         raw_thumbs.unlink()
         np.save(temporary / files["ids"], np.asarray([image["id"] for image in images], np.int64))
-        bundle.write_json_atomic(temporary / files["records"], [record_for(image) for image in images])
-        bundle.write_json_atomic(temporary / files["calibration"], calibration)
+        write_json_atomic(temporary / files["records"], [record_for(image) for image in images])
+        write_json_atomic(temporary / files["calibration"], calibration)
 
         if new_discriminator is not None:
             bundle.save_model(bundle_dir, feats.DISCRIMINATOR_FILE, new_discriminator)
@@ -317,7 +318,7 @@ def build_index(config: IndexConfig, progress: bool = True) -> dict:
             "calibration": {layer: {"p50": _percentile(calibration[layer], 50),
                                     "p95": _percentile(calibration[layer], 95)} for layer in feats.LAYERS},
         }
-        bundle.write_json_atomic(temporary / feats.INDEX_INFO, info)
+        write_json_atomic(temporary / feats.INDEX_INFO, info)
         existing = None  # release the old memory maps before the old folder goes
         replace_directory(temporary, index_dir)
     except BaseException:
@@ -335,8 +336,6 @@ def build_index(config: IndexConfig, progress: bool = True) -> dict:
 def convert_extractor(bundle_dir: Path, extractor: feats.FeatureExtractor, described: dict) -> dict:
     """{"litert": ...} for the manifest's index section: the extractor converted for the runtime, when its
     weights are a file (the bundle's discriminator, or a VGG16 weights file); {} for untrained test weights."""
-    from training import litert
-
     if extractor.name != "discriminator" and extractor.weights_path is None:
         return {}
     return {"litert": litert.convert_extractor(bundle_dir, extractor, described)}

@@ -10,7 +10,6 @@ TFLiteConverter keeps the weights only of models tracked that way.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -22,6 +21,8 @@ import tensorflow as tf
 from models import bundle
 from models import features as feats
 from models import litert as litert_models
+from models.files import write_bytes_atomic
+from models.srgan import ClipToRange
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,6 @@ def convert(model: keras.Model, body: Callable, input_name: str, input_shape: Se
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def write_atomic(path: Path, content: bytes) -> None:
-    """Write under a temporary name and rename, so an old conversion survives a crash."""
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
-        temporary.write_bytes(content)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def record(file_name: str, batch_sizes: Sequence[int], source_sha256: str) -> dict:
     """What a manifest section's "litert" entry says: source_sha256 is the Keras file's sha256, or for the
     feature extractor models.litert.extractor_fingerprint of the index's extractor description."""
@@ -81,15 +71,14 @@ def convert_generator(bundle_dir: str | Path, generator: keras.Model, source: Pa
     def body(latents):
         return {"images": generator(latents, training=False)}
 
-    write_atomic(Path(bundle_dir) / GENERATOR_FILE, convert(generator, body, "latents", (latent_dim,), batch_sizes))
+    converted = convert(generator, body, "latents", (latent_dim,), batch_sizes)
+    write_bytes_atomic(Path(bundle_dir) / GENERATOR_FILE, converted)
     return record(GENERATOR_FILE, batch_sizes, feats.file_sha256(source))
 
 
 def without_final_clip(model: keras.Model) -> keras.Model:
     """The model minus a last ClipToRange(-1, 1): to_uint8 clips to 0..255 anyway, so the same frames come out
     with two passes fewer over every full-size frame (its straight-through form is a subtraction and an addition)."""
-    from models.srgan import ClipToRange
-
     last = model.layers[-1]
     if isinstance(last, ClipToRange) and (last.minimum, last.maximum) == (-1.0, 1.0) and len(model.outputs) == 1:
         return keras.Model(model.inputs, last.input, name=f"{model.name}_unclipped")
@@ -104,8 +93,8 @@ def convert_upscaler(bundle_dir: str | Path, upscaler: keras.Model, input_size: 
     def body(images):
         return {"frames": to_uint8(unclipped(images, training=False))}
 
-    write_atomic(Path(bundle_dir) / UPSCALER_FILE,
-                 convert(unclipped, body, "images", (input_size, input_size, 3), batch_sizes))
+    write_bytes_atomic(Path(bundle_dir) / UPSCALER_FILE,
+                       convert(unclipped, body, "images", (input_size, input_size, 3), batch_sizes))
     return record(UPSCALER_FILE, batch_sizes, feats.file_sha256(source))
 
 
@@ -125,8 +114,8 @@ def convert_extractor(bundle_dir: str | Path, extractor: feats.FeatureExtractor,
         early, late = extractor._features(pixels)
         return {"early": early, "late": late}
 
-    write_atomic(Path(bundle_dir) / FEATURES_FILE,
-                 convert(extractor.trunk, body, "pixels", (size, size, 3), batch_sizes))
+    write_bytes_atomic(Path(bundle_dir) / FEATURES_FILE,
+                       convert(extractor.trunk, body, "pixels", (size, size, 3), batch_sizes))
     return record(FEATURES_FILE, batch_sizes, litert_models.extractor_fingerprint(described))
 
 

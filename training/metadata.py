@@ -13,7 +13,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from training.data import METADATA_FIELDS, _is_remote, _join
+from training.dataset_format import METADATA_FIELDS, is_remote, join_path
 from training.sources import read_regular_file
 
 logger = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ _MAX_METADATA_BYTES = 64 * 2**20
 
 def read_small_file(path: str, max_bytes: int) -> bytes:
     """A local regular file's bytes without blocking on FIFOs (see sources.py), or a remote file's via gfile."""
-    if _is_remote(path):
+    if is_remote(path):
         with tf.io.gfile.GFile(path, "rb") as handle:
             return handle.read()
     return read_regular_file(path, max_bytes)
@@ -110,7 +110,7 @@ def _empty_metadata() -> dict[str, str | None]:
     return dict.fromkeys(METADATA_FIELDS)
 
 
-def _match_metadata(
+def match_metadata(
     entries: dict[str, dict[str, str | None]], relative_paths: Iterable[str]
 ) -> tuple[dict[str, dict[str, str | None]], list[str]]:
     """Match sidecar keys to files: by relative path first, then by bare file name."""
@@ -128,12 +128,13 @@ def _match_metadata(
 
 
 
-def _find_metadata(source_dir: str, configured: str | None) -> str | None:
+def find_metadata(source_dir: str, configured: str | None) -> str | None:
     if configured is not None:
         if not tf.io.gfile.exists(configured):
             raise FileNotFoundError(f"metadata file {configured} does not exist; fix the path or leave it out")
         return configured
-    found = [_join(source_dir, name) for name in METADATA_SIDECARS if tf.io.gfile.exists(_join(source_dir, name))]
+    candidates = [join_path(source_dir, name) for name in METADATA_SIDECARS]
+    found = [path for path in candidates if tf.io.gfile.exists(path)]
     if len(found) > 1:
         logger.warning("both %s exist; using %s", " and ".join(METADATA_SIDECARS), found[0])
     return found[0] if found else None

@@ -2,18 +2,14 @@
 # Rebuild assets/models/default from nothing, on a CPU, with Masquerade's own commands.
 # Usage: bash training/recipes/default_bundle.sh   (PYTHON, WORK, OUT and *_STEPS may be overridden)
 # Interrupted? Run it again with RESUME=1: training continues from the last checkpoints.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-PYTHON=${PYTHON:-.venv/bin/python}
+source "$(dirname "$0")/common.sh"  # set -euo pipefail, repository root, PYTHON, RESUME
 WORK=${WORK:-build/default-bundle}
 OUT=${OUT:-assets/models/default}
 DCGAN_STEPS=${DCGAN_STEPS:-7990}
 SR_STEPS=${SR_STEPS:-12000}
-RESUME=${RESUME:-0}
 
 if [ "$RESUME" = 0 ]; then
-    "$PYTHON" -m training synthetic --out "$WORK/masks" --count 3000 --size 256 --seed 1 --quiet
-    "$PYTHON" -m training ingest "$WORK/masks" --out "$WORK/dataset" --image-size 256
+    synthetic_dataset 256 "$WORK/masks" "$WORK/dataset"
     # Two generator updates per D update and one-sided label smoothing, as the classic DCGAN code does: without
     # them D's loss sinks to ~0.01 and some latents collapse onto one mask (seen in a first 23k-step run).
     "$PYTHON" -m training dcgan --data "$WORK/dataset" --out "$WORK/dcgan" --resolution 64 --width-multiplier 0.25 \
@@ -25,12 +21,5 @@ else
     "$PYTHON" -m training dcgan --out "$WORK/dcgan" --resume --steps "$DCGAN_STEPS"
     "$PYTHON" -m training srgan --out "$WORK/sr" --resume --pretrain-steps "$SR_STEPS"
 fi
-rm -rf "$OUT.new" && mkdir -p "$OUT.new"
-"$PYTHON" -m training export "$WORK/dcgan" --out "$OUT.new"
-"$PYTHON" -m training export-sr "$WORK/sr" --out "$OUT.new" --data "$WORK/dataset"
-"$PYTHON" -m training index --model "$OUT.new" --data "$WORK/dataset" --run "$WORK/dcgan" --thumb-size 128
-"$PYTHON" -m installation.inspect --model "$OUT.new" --samples 100 --out "$WORK/inspect"
-"$PYTHON" -m installation.model_card --model "$OUT.new" --dcgan-run "$WORK/dcgan" --sr-run "$WORK/sr" \
-    --inspect "$WORK/inspect/report.json" --recipe training/recipes/default_bundle.sh
-rm -rf "$OUT.old" && { [ ! -d "$OUT" ] || mv "$OUT" "$OUT.old"; } && mv "$OUT.new" "$OUT" && rm -rf "$OUT.old"
-echo "bundle written to $OUT"
+export_bundle "$WORK/dataset"
+publish_bundle training/recipes/default_bundle.sh

@@ -4,19 +4,15 @@
 # "Generator quality", for where its generator stands.
 # Usage: bash training/recipes/flagship_512.sh   (PYTHON, WORK, OUT and *_STEPS may be overridden)
 # Interrupted? Run it again with RESUME=1: training continues from the last checkpoints.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-PYTHON=${PYTHON:-.venv/bin/python}
+source "$(dirname "$0")/common.sh"  # set -euo pipefail, repository root, PYTHON, RESUME
 WORK=${WORK:-build/flagship}
 OUT=${OUT:-assets/models/flagship}
 DCGAN_STEPS=${DCGAN_STEPS:-12000}
 SR_PRETRAIN_STEPS=${SR_PRETRAIN_STEPS:-1500}
 SR_GAN_STEPS=${SR_GAN_STEPS:-6000}
-RESUME=${RESUME:-0}
 
 if [ "$RESUME" = 0 ]; then
-    "$PYTHON" -m training synthetic --out "$WORK/masks" --count 3000 --size 256 --seed 1 --quiet
-    "$PYTHON" -m training ingest "$WORK/masks" --out "$WORK/dataset" --image-size 256
+    synthetic_dataset 256 "$WORK/masks" "$WORK/dataset"
     # The refined 128 px generator (bench/README.md, "Generator quality", measures each choice): resize-convolution
     # (no checkerboard by construction), hinge loss with a spectrally normalised discriminator that sees each
     # batch's variety (minibatch standard deviation), DiffAugment on real and generated images (a 3,000-image
@@ -29,8 +25,7 @@ if [ "$RESUME" = 0 ]; then
     # (training/degrade.py), by L1 pretraining then adversarial fine-tuning against a patch critic; the
     # weight average is what gets exported. 32 filters x 6 layers + 8 full-size channels: 1.7x the time of the
     # same net without them (5.9 ms per 128 -> 512 frame unloaded), so about 10 ms.
-    "$PYTHON" -m training synthetic --out "$WORK/masks512" --count 3000 --size 512 --seed 1 --quiet
-    "$PYTHON" -m training ingest "$WORK/masks512" --out "$WORK/dataset512" --image-size 512
+    synthetic_dataset 512 "$WORK/masks512" "$WORK/dataset512"
     "$PYTHON" -m training srgan --data "$WORK/dataset512" --out "$WORK/sr" --architecture realtime \
         --num-filters 32 --num-layers 6 --hr-channels 8 --hr-size 96 --batch-size 16 --holdout 64 \
         --degradation generator --pretrain-steps "$SR_PRETRAIN_STEPS" --learning-rate 5e-4 \
@@ -43,14 +38,7 @@ else
     "$PYTHON" -m training srgan --out "$WORK/sr" --resume --pretrain-steps "$SR_PRETRAIN_STEPS" \
         --gan-steps "$SR_GAN_STEPS"
 fi
-rm -rf "$OUT.new" && mkdir -p "$OUT.new"
-"$PYTHON" -m training export "$WORK/dcgan" --out "$OUT.new"
-"$PYTHON" -m training export-sr "$WORK/sr" --out "$OUT.new" --data "$WORK/dataset512"
-"$PYTHON" -m training index --model "$OUT.new" --data "$WORK/dataset" --run "$WORK/dcgan" --thumb-size 128
+export_bundle "$WORK/dataset512"
 "$PYTHON" -m training quality --model "$OUT.new" --data "$WORK/dataset" --record
 "$PYTHON" -m training quality --model "$OUT.new" --data "$WORK/dataset512" --display --record
-"$PYTHON" -m installation.inspect --model "$OUT.new" --samples 100 --out "$WORK/inspect"
-"$PYTHON" -m installation.model_card --model "$OUT.new" --dcgan-run "$WORK/dcgan" --sr-run "$WORK/sr" \
-    --inspect "$WORK/inspect/report.json" --recipe training/recipes/flagship_512.sh
-rm -rf "$OUT.old" && { [ ! -d "$OUT" ] || mv "$OUT" "$OUT.old"; } && mv "$OUT.new" "$OUT" && rm -rf "$OUT.old"
-echo "bundle written to $OUT"
+publish_bundle training/recipes/flagship_512.sh

@@ -1,6 +1,6 @@
 """Memorisation check: render samples, find their nearest dataset images, write a browsable report.
 
-    python -m installation.inspect --model BUNDLE --samples 100 --out DIR [--seed S] [--layer both|early|late]
+    python -m studio.inspection --model BUNDLE --samples 100 --out DIR [--seed S] [--layer both|early|late]
 
 Sample i is keyframe i of the seeded walk (installation.latent.keyframe), rendered by installation.render, the
 one render path, so any sample can be found again in the live piece with its seed. DIR/index.html is
@@ -22,7 +22,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from installation.latent import keyframe
+from installation.provenance import ProvenanceIndex
+from installation.render import Renderer
+from models.bundle import load_bundle
+from models.files import write_bytes_atomic, write_json_atomic
 from models.manifest import error_lines
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,8 +41,6 @@ SAMPLE_DISPLAY_MAX = 256
 
 
 def png_data_uri(image: np.ndarray, max_size: int | None = None) -> str:
-    from PIL import Image
-
     picture = Image.fromarray(np.ascontiguousarray(image, np.uint8))
     if max_size is not None and max(picture.size) > max_size:
         picture = picture.resize((max_size, max_size), Image.Resampling.LANCZOS)
@@ -46,18 +50,12 @@ def png_data_uri(image: np.ndarray, max_size: int | None = None) -> str:
 
 
 def sample_latents(seed: int, count: int, latent_dim: int) -> np.ndarray:
-    from installation.latent import keyframe
-
     return np.stack([keyframe(seed, index, latent_dim) for index in range(count)]).astype(np.float32)
 
 
-def inspect(bundle_dir, samples: int = 100, seed: int = 0, layers=("early", "late"), k: int = NEIGHBOURS,
-            upscale: bool = True, vgg_weights=None):
+def inspect_bundle(bundle_dir, samples: int = 100, seed: int = 0, layers=("early", "late"), k: int = NEIGHBOURS,
+                   upscale: bool = True, vgg_weights=None):
     """-> (report dict, sample frames uint8, index). Raises ValueError when the bundle has no index."""
-    from installation.provenance import ProvenanceIndex
-    from installation.render import Renderer
-    from models.bundle import load_bundle
-
     if not 1 <= samples <= 10000:
         raise ValueError(f"samples {samples} is outside the allowed range 1..10000")
     bundle = load_bundle(bundle_dir)
@@ -183,20 +181,16 @@ def render_html(report: dict, frames: np.ndarray, index) -> str:
 
 
 def write_report(report: dict, frames: np.ndarray, index, out_dir) -> Path:
-    from models.bundle import write_json_atomic
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "report.json", report)
     page = out_dir / "index.html"
-    temporary = page.with_name(".index.html.partial")
-    temporary.write_text(render_html(report, frames, index), encoding="utf-8")
-    temporary.replace(page)
+    write_bytes_atomic(page, render_html(report, frames, index).encode("utf-8"))
     return page
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m installation.inspect", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m studio.inspection", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model bundle with a provenance index")
     parser.add_argument("--samples", type=int, default=100, help="how many samples to render (1..10000)")
     parser.add_argument("--out", required=True, help="folder for index.html and report.json")
@@ -215,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not 1 <= args.k <= 256:
             raise ValueError(f"--k {args.k} is outside the allowed range 1..256")
-        report, frames, index = inspect(args.model, args.samples, args.seed, layers, args.k,
-                                        upscale=not args.no_upscale, vgg_weights=args.vgg_weights)
+        report, frames, index = inspect_bundle(args.model, args.samples, args.seed, layers, args.k,
+                                               upscale=not args.no_upscale, vgg_weights=args.vgg_weights)
         page = write_report(report, frames, index, args.out)
     except (ValueError, FileNotFoundError) as error:
         for line in error_lines(error):

@@ -1,6 +1,6 @@
 """Write a bundle's MODEL_CARD.md and sample grid from the bundle, its training runs and the inspection report.
 
-    python -m installation.model_card --model assets/models/default --dcgan-run RUN --sr-run RUN \
+    python -m studio.model_card --model assets/models/default --dcgan-run RUN --sr-run RUN \
         [--inspect DIR/report.json] [--recipe training/recipes/default_bundle.sh]
 
 Figures come from the files, never typed by hand: steps and configs from the manifest, losses and wall time
@@ -130,7 +130,7 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
     lines = [
         f"# Model card: {bundle_dir.name}", "",
         "A DCGAN and a real-time x4 upscaler trained by Masquerade's own commands on the procedural mask "
-        "collection of `training/synthetic.py` (invented workshop styles, CC0-1.0), so a fresh checkout runs "
+        "collection of `training/synthetic/` (invented workshop styles, CC0-1.0), so a fresh checkout runs "
         "offline. It depicts no real tradition and no real object.", "",
         "![sample grid](sample_grid.png)", "",
         "## Reproduce", "",
@@ -201,11 +201,11 @@ def quality_section(quality: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m installation.model_card", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m studio.model_card", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, type=Path)
     parser.add_argument("--dcgan-run", required=True, type=Path, nargs="+", help="the DCGAN run(s), in order")
     parser.add_argument("--sr-run", type=Path)
-    parser.add_argument("--inspect", type=Path, help="report.json written by installation.inspect")
+    parser.add_argument("--inspect", type=Path, help="report.json written by studio.inspection")
     parser.add_argument("--recipe", type=Path, help="the script that rebuilds the bundle")
     args = parser.parse_args(argv)
     try:
