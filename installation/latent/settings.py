@@ -12,20 +12,19 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 
 from installation.latent.interpolation import EASINGS
+from installation.parameters import BY_NAME, MODES, SEED_MAX
 
-MODES = ("endless", "loop", "drift")
-
-# Allowed ranges, inclusive at both ends except where noted.
-MIN_SEED, MAX_SEED = 0, 2**63 - 1
+# The ranges a user can set come from the one parameter table; the rest are the walk's own (latent size, drift).
+MIN_SEED, MAX_SEED = 0, SEED_MAX
 MIN_LATENT_DIM, MAX_LATENT_DIM = 1, 4096
-MAX_SECONDS_PER_KEYFRAME = 3600.0  # lower end 0, excluded: a keyframe must take some time
-MIN_LOOP_KEYFRAMES, MAX_LOOP_KEYFRAMES = 2, 1024
-MAX_TRUNCATION = 2.0
-MAX_TRANSITION_SECONDS = 60.0
-MAX_SPEED = 10.0  # speed is clamped into [0, MAX_SPEED], not refused: a controller may overshoot
+MAX_SECONDS_PER_KEYFRAME = float(BY_NAME["seconds_per_keyframe"].max)  # lower end 0, excluded: it must take time
+MIN_LOOP_KEYFRAMES, MAX_LOOP_KEYFRAMES = int(BY_NAME["loop_keyframes"].min), int(BY_NAME["loop_keyframes"].max)
+MAX_TRUNCATION = float(BY_NAME["truncation"].max)
+MAX_TRANSITION_SECONDS = float(BY_NAME["transition_seconds"].max)
+MAX_SPEED = float(BY_NAME["speed"].max)  # speed is clamped into [0, MAX_SPEED], not refused: a controller may overshoot
 MAX_DRIFT_SMOOTHNESS = 1.0
-# Seeds drawn by a random jump stay below this, so a controller that names seeds (OSC, presets) can name them too.
-MAX_JUMP_SEED = 2**31 - 1
+# Seeds drawn by a random jump are ones a controller can name back (OSC int32, presets, TOML).
+MAX_JUMP_SEED = SEED_MAX
 
 
 def check_integer(name: str, value, low: int, high: int) -> int:
