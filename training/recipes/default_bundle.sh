@@ -1,25 +1,47 @@
 #!/usr/bin/env bash
-# Rebuild assets/models/default from nothing, on a CPU, with Masquerade's own commands.
+# Rebuild assets/models/default, the 512 px flagship, from nothing on a 2-core CPU with Masquerade's own commands:
+# the 128 px generator (issue 14) and the detail-restoring x4 upscaler (issue 15). About two hours of training in all;
+# bench/README.md ("Generator quality", "Upscaler quality") measures every choice below.
 # Usage: bash training/recipes/default_bundle.sh   (PYTHON, WORK, OUT and *_STEPS may be overridden)
 # Interrupted? Run it again with RESUME=1: training continues from the last checkpoints.
+# The classic 64 px DCGAN of the original project stays available: training/recipes/classic_64.sh.
 source "$(dirname "$0")/common.sh"  # set -euo pipefail, repository root, PYTHON, RESUME
 WORK=${WORK:-build/default-bundle}
 OUT=${OUT:-assets/models/default}
-DCGAN_STEPS=${DCGAN_STEPS:-7990}
-SR_STEPS=${SR_STEPS:-12000}
+DCGAN_STEPS=${DCGAN_STEPS:-6000}
+SR_PRETRAIN_STEPS=${SR_PRETRAIN_STEPS:-1000}
+SR_GAN_STEPS=${SR_GAN_STEPS:-4000}
 
 if [ "$RESUME" = 0 ]; then
     synthetic_dataset 256 "$WORK/masks" "$WORK/dataset"
-    # Two generator updates per D update and one-sided label smoothing, as the classic DCGAN code does: without
-    # them D's loss sinks to ~0.01 and some latents collapse onto one mask (seen in a first 23k-step run).
-    "$PYTHON" -m training dcgan --data "$WORK/dataset" --out "$WORK/dcgan" --resolution 64 --width-multiplier 0.25 \
-        --steps "$DCGAN_STEPS" --batch-size 64 --strategy cpu --sample-every 1000 --checkpoint-every 1000 \
-        --generator-updates 2 --label-smoothing 0.1 --seed 3
-    "$PYTHON" -m training srgan --data "$WORK/dataset" --out "$WORK/sr" --architecture realtime --hr-size 128 \
-        --batch-size 16 --pretrain-steps "$SR_STEPS" --gan-steps 0 --strategy cpu --checkpoint-every 500 --seed 1
+    # The 128 px generator: resize-convolution (no checkerboard by construction), the non-saturating loss against
+    # a batch-normalised discriminator that sees each batch's variety (minibatch standard deviation), DiffAugment
+    # (colour, translation) on real and generated images alike, mirrored reals, and the exponential moving average
+    # of G's weights as the export. (Hinge loss with a spectrally normalised D at this width learned too slowly
+    # on a CPU budget: its D loss stayed near chance and the samples collapsed; see bench/README.md.)
+    "$PYTHON" -m training dcgan --data "$WORK/dataset" --out "$WORK/dcgan" --resolution 128 --width-multiplier 0.25 \
+        --steps "$DCGAN_STEPS" --batch-size 32 --strategy cpu --sample-every 500 --checkpoint-every 250 \
+        --seed 3 --upsampling resize --loss bce --minibatch-stddev true --augment color,translation --flip true \
+        --ema-decay 0.999
+    # The x4 upscaler learns from the collection rendered at 512 px, on inputs degraded like generator frames
+    # (training/degrade.py), by L1 pretraining then adversarial fine-tuning (RaGAN) against a patch critic, with
+    # the critic's features as content loss and a period penalty against hatching; the weight average is exported.
+    # 24 filters x 5 layers + 4 full-size channels: chosen by bench/sr_latency.py to leave room for the
+    # generator inside 30 new frames a second at 512 px.
+    synthetic_dataset 512 "$WORK/masks512" "$WORK/dataset512"
+    "$PYTHON" -m training srgan --data "$WORK/dataset512" --out "$WORK/sr" --architecture realtime \
+        --num-filters 24 --num-layers 5 --hr-channels 4 --hr-size 96 --batch-size 16 --holdout 64 \
+        --degradation generator --pretrain-steps "$SR_PRETRAIN_STEPS" --learning-rate 5e-4 \
+        --gan-steps "$SR_GAN_STEPS" --discriminator patch --discriminator-filters 24 --discriminator-layers 3 \
+        --gan-loss ragan --content-loss discriminator --content-weight 1 --pixel-weight 1 --period-weight 10 \
+        --adversarial-weight 0.01 --ema-decay 0.99 --gan-learning-rate 2e-4 --discriminator-learning-rate 2e-4 \
+        --strategy cpu --checkpoint-every 250 --sample-every 500 --seed 1
 else
     "$PYTHON" -m training dcgan --out "$WORK/dcgan" --resume --steps "$DCGAN_STEPS"
-    "$PYTHON" -m training srgan --out "$WORK/sr" --resume --pretrain-steps "$SR_STEPS"
+    "$PYTHON" -m training srgan --out "$WORK/sr" --resume --pretrain-steps "$SR_PRETRAIN_STEPS" \
+        --gan-steps "$SR_GAN_STEPS"
 fi
-export_bundle "$WORK/dataset"
+export_bundle "$WORK/dataset512"
+"$PYTHON" -m training quality --model "$OUT.new" --data "$WORK/dataset" --record
+"$PYTHON" -m training quality --model "$OUT.new" --data "$WORK/dataset512" --display --record
 publish_bundle training/recipes/default_bundle.sh
