@@ -25,6 +25,7 @@ from installation.ndi import NdiSwitch
 from installation.osc import RateLimitedLog
 from installation.presets import DEFAULT_FILE as DEFAULT_PRESETS_FILE
 from installation.presets import Presets
+from installation.remote import Remote
 from installation.render import Renderer
 from installation.schedule import OpeningGate
 from installation.services import Services
@@ -232,8 +233,6 @@ class Piece:
         except Exception as error:  # noqa: BLE001 - a failing pipeline falls back below; it never stops the piece
             log.error("render warm-up failed: %s: %s", type(error).__name__, error)
         if config.remote:
-            from installation.remote import Remote
-
             self.remote = Remote(config, self.controls, presets=self.remote_presets(), clock=self.clock).start()
         self.services.start()
         self.captions.start()

@@ -39,10 +39,6 @@ class ProvenanceWorker(LatestWinsThread):
         self.errors_since_log = 0
 
     @property
-    def interval(self) -> float:
-        return self.min_interval
-
-    @property
     def captions(self) -> int:
         """Look-ups that gave a caption."""
         return self.handled
