@@ -83,7 +83,7 @@ def render_ms(bundle_dir: Path, rounds: int = 40) -> dict:
 def run_pipeline(bundle_dir: Path, size: int, seconds: float, ndi: bool = False, backend: str = "auto") -> dict:
     config = RuntimeConfig(model=str(bundle_dir), windowed=True, width=size, height=size, fps=60.0,
                            frames=0, stats_every=3600.0, ndi=ndi, ndi_name=NDI_NAME, captions=False, backend=backend)
-    piece = Piece(config, display=Display(windowed=True, size=(size, size)))
+    piece = Piece.from_config(config, display=Display(windowed=True, size=(size, size)))
     piece.renderer.warm_up()
     began, cpu_began = time.monotonic(), time.process_time()
     timer = threading.Timer(seconds, piece.request_stop)

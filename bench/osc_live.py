@@ -46,7 +46,7 @@ def free_port() -> int:
 def start(bundle_dir: Path, port: int, fps: float) -> tuple[Piece, threading.Thread]:
     config = RuntimeConfig(model=str(bundle_dir), windowed=True, width=256, height=256, fps=fps, osc_port=port,
                            stats_every=3600.0)
-    piece = Piece(config, display=Display(windowed=True, size=(256, 256)))
+    piece = Piece.from_config(config, display=Display(windowed=True, size=(256, 256)))
     thread = threading.Thread(target=piece.run, daemon=True)
     thread.start()
     while piece.frames_shown < 30:

@@ -87,7 +87,7 @@ def run_round(bundle, model: str, seconds: float, size: int, fps: float, rate: f
     port = free_port()
     config = RuntimeConfig(model=model, windowed=True, width=size, height=size, fps=fps, frames=0, osc=False,
                            captions=False, stats_every=3600.0, remote=True, remote_port=port, remote_token=TOKEN)
-    piece = Piece(config, bundle=bundle, display=Display(windowed=True, size=(size, size)))
+    piece = Piece.from_config(config, bundle=bundle, display=Display(windowed=True, size=(size, size)))
     poller = None
     counts: dict = {}
     warm_up = 2.0

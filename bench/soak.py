@@ -287,8 +287,8 @@ def sampled_display(sampler: Sampler, size: int):
     from installation.display import Display
 
     class SampledDisplay(Display):
-        def show(self, frame, overlay_lines=None, extra=None):
-            super().show(frame, overlay_lines, extra)
+        def flip(self):
+            super().flip()
             sampler.tick()
 
     return SampledDisplay(windowed=True, size=(size, size))
@@ -421,7 +421,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         bundle = load_bundle(str(model))
         controls = ControlState(initial_controls(config).parameters, hold_seconds=config.hold_seconds)
-        piece = Piece(config, bundle=bundle, display=sampled_display(sampler, args.window), controls=controls)
+        piece = Piece.from_config(config, bundle=bundle, display=sampled_display(sampler, args.window),
+                                  controls=controls)
         sampler.piece = piece
         progress = threading.Thread(target=report_progress, args=(sampler, args.block, piece.stop_requested),
                                     name="soak-progress", daemon=True)

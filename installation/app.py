@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from installation import config as runtime_config
 from installation.captions import Captions
+from installation.compositor import Compositor, Overlays, closed_picture, pick_frame, placeholder
 from installation.controls import PARAMETERS, ControlState, Snapshot
 from installation.kiosk import Health, Heartbeat, sd_notify
 from installation.latent import Walker, offset_direction
@@ -24,18 +24,19 @@ from installation.ndi import NdiSwitch
 from installation.parameters import key_bindings
 from installation.presets import DEFAULT_FILE as DEFAULT_PRESETS_FILE
 from installation.presets import Presets
+from installation.ratelimit import RateLimitedLog
+from installation.remote import Remote
+from installation.render import Renderer
 from installation.schedule import OpeningGate
 from installation.services import Services
-from installation.worker import FrameRequest, RenderWorker, blend, pick_frame
+from installation.worker import Fallback, FrameRequest, RenderWorker
+from models.bundle import Bundle, load_bundle
 from models.manifest import error_lines
 
 log = logging.getLogger("masquerade")
 
 # Keys and what they write into the control state (source "keyboard"). Toggles read the current value.
 TOGGLE_KEYS, TRIGGER_KEYS = key_bindings()  # from the parameter table's `keys`
-# The `blend` control's top: each frame keeps at most this much of the last one. At 1.0 the picture would
-# never change again; 0.95 is a trail of about 20 frames that still reaches every new picture.
-MAX_SMEAR = 0.95
 DEFAULT_SCREENSHOT = "masquerade-{frame}.png"
 CLOSED_FPS = 2.0  # display flips a second while closed: the blank stays up, keys still answer, little power used
 REMOTE_STATUS_EVERY = 0.5  # seconds between status documents handed to the web remote
@@ -117,22 +118,20 @@ class Stats:
 
 
 class Piece:
-    """The live loop. Display, clock and control state are injectable so tests run it headless."""
+    """The live loop. Everything it talks to is handed in, so tests run it headless with parts of their own;
+    `Piece.from_config` builds the real parts from the configuration (what `main` runs)."""
 
-    def __init__(self, config: runtime_config.RuntimeConfig, bundle=None, display=None, controls=None,
+    def __init__(self, config: runtime_config.RuntimeConfig, *, bundle: Bundle, renderer: Renderer,
+                 services: Services, captions: Captions, controls: ControlState, display=None,
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time):
-        from installation.osc import RateLimitedLog
-        from installation.render import Renderer
-        from models.bundle import load_bundle
-
         self.config = config
         self.clock = clock
-        self.bundle = bundle if bundle is not None else load_bundle(config.model, backend=config.backend,
-                                                                    threads=config.threads)
-        self.renderer = Renderer(self.bundle)
-        self.controls = controls or initial_controls(config)
-        self.services = Services(config, self.controls, clock)
-        self.captions = Captions.open(config, self.bundle, clock)
+        self.bundle = bundle
+        self.renderer = renderer
+        self.controls = controls
+        self.services = services  # OSC, feedback and the webcam, fed the same `controls`
+        self.captions = captions
+        self.compositor = Compositor(fade_between_renders=config.fade_between_renders)
         self.walker = Walker(runtime_config.walk_config(config, self.bundle.latent_dim), speed=config.speed)
         self.ndi = NdiSwitch(config.ndi_name, config.fps)
         self.presets = Presets(config.presets_file or DEFAULT_PRESETS_FILE)
@@ -142,7 +141,6 @@ class Piece:
         self.frames_shown = 0  # display flips
         self.new_frames = 0  # distinct pictures put on screen: what the status file and the stall watch count
         self.last_new_frame_at = clock()
-        self.smeared: np.ndarray | None = None  # float accumulator of the `blend` control's trail
         self.stamp = self.shown_stamp = 0  # steering generation asked for / on screen (for latency probes)
         self.previous_controls: Snapshot | None = None
         self.pending_triggers: dict = {}
@@ -164,6 +162,21 @@ class Piece:
         self.remote = None  # the web remote (installation/remote.py), made in run() when configured
         self.published_at = -float("inf")
         self.log_startup()
+
+    @classmethod
+    def from_config(cls, config: runtime_config.RuntimeConfig, *, bundle: Bundle | None = None, display=None,
+                    controls: ControlState | None = None, renderer: Renderer | None = None,
+                    services: Services | None = None, captions: Captions | None = None,
+                    clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time) -> Piece:
+        """The piece with its real parts made from the configuration: the bundle it names, its renderer, the
+        services and captions it asks for. A part given here is used instead of the real one."""
+        if bundle is None:
+            bundle = load_bundle(config.model, backend=config.backend, threads=config.threads)
+        controls = controls if controls is not None else initial_controls(config)
+        return cls(config, bundle=bundle, display=display, controls=controls, clock=clock, wall_clock=wall_clock,
+                   renderer=renderer if renderer is not None else Renderer(bundle),
+                   services=services if services is not None else Services(config, controls, clock),
+                   captions=captions if captions is not None else Captions.open(config, bundle, clock))
 
     def log_startup(self) -> None:
         manifest = self.bundle.manifest
@@ -213,8 +226,6 @@ class Piece:
         except Exception as error:  # noqa: BLE001 - a failing pipeline falls back below; it never stops the piece
             log.error("render warm-up failed: %s: %s", type(error).__name__, error)
         if config.remote:
-            from installation.remote import Remote
-
             self.remote = Remote(config, self.controls, presets=self.remote_presets(), clock=self.clock).start()
         self.services.start()
         self.captions.start()
@@ -256,14 +267,15 @@ class Piece:
                         arrival, last_sequence, last_index = now, result.sequence, index
                         self.shown_stamp = result.stamp
                         self.target = result.frames[index]
-                    picture = self.compose(now - arrival, frame_gap, interval, controls)
+                    picture = self.compositor.mix(self.target, self.shown, controls["trail"], now - arrival,
+                                                  frame_gap, interval)
                     new = self.shown is None or (picture is not self.shown and not np.array_equal(picture, self.shown))
                     self.shown = picture
                     if new:
                         self.new_frames += 1
                         self.last_new_frame_at = now
                     if self.display is not None:
-                        self.display.show(self.shown, self.overlay(controls, stats, worker), self.draw_extras)
+                        self.compositor.show(self.display, self.shown, self.overlays(controls, stats, worker), now)
                     if self.remote is not None:
                         self.remote.offer_frame(self.shown)
                     self.ndi.update(controls["ndi"], self.shown)
@@ -308,7 +320,7 @@ class Piece:
                 log.info("opening hours: %s", self.hours.describe())
         if steer(self.walker, controls, self.previous_controls, triggers, now):
             self.stamp += 1
-        if recalled is not None:  # after steering, so the glide uses the recalled crossfade and mode
+        if recalled is not None:  # after steering, so the glide uses the recalled transition_seconds and mode
             self.walker.jump_to_keyframe(recalled.seed, recalled.keyframe, now)
             self.stamp += 1
         self.previous_controls = controls
@@ -342,7 +354,8 @@ class Piece:
         if closed != self.closed:
             self.closed = closed
             log.info("%s: %s", "closed" if closed else "open", self.hours.describe())
-            self.target = self.smeared = None  # reopening shows nothing older than the first new render
+            self.target = None  # reopening shows nothing older than the first new render
+            self.compositor.reset_trail()
             self.stamp += 1
         if not closed:
             return False
@@ -386,7 +399,7 @@ class Piece:
         if stalled and not health.stalled:
             health.last_error = f"no new picture for {still_for:.1f} s while the walk is not paused"
             log.error("stalled: %s; restarting the picture path", health.last_error)
-            self.smeared = None
+            self.compositor.reset_trail()
             self.stamp += 1
         elif health.stalled and not stalled:
             log.warning("new pictures again after a stall")
@@ -413,95 +426,17 @@ class Piece:
         self.health.restarts += len(restarted)
         return worker
 
-    def compose(self, since_arrival: float, frame_gap: float, interval: float, controls: Snapshot) -> np.ndarray:
-        """The frame to put on screen: the newest render, cross-faded in when renders come slower than display,
-        trailed by the `blend` control. The trail is kept in floating point, so it reaches a still picture
-        exactly instead of stopping a few levels short of it, and never keeps more than MAX_SMEAR."""
-        target = self.target
-        smear = min(float(controls["blend"]), MAX_SMEAR)
-        if smear > 0:
-            if self.smeared is None or self.smeared.shape != target.shape:
-                self.smeared = target.astype(np.float32)
-            else:
-                cv2.addWeighted(self.smeared, smear, target.astype(np.float32), 1.0 - smear, 0.0, dst=self.smeared)
-            return np.rint(self.smeared).astype(np.uint8)
-        self.smeared = None
-        if self.config.blend and frame_gap > 1.5 * interval and since_arrival < frame_gap:
-            return blend(self.shown, target, min(1.0, (since_arrival + interval) / frame_gap))
-        return target
-
-    def draw_extras(self, screen) -> None:
-        """Overlays drawn over the frame: the provenance caption and the webcam preview."""
-        if self.controls.get("captions"):
-            self.captions.draw(screen, self.clock())
+    def overlays(self, controls: Snapshot, stats: Stats, worker: RenderWorker) -> Overlays:
+        """What the compositor draws over this picture: the caption, the webcam preview, the frame-rate lines."""
         webcam = self.services.webcam
-        if webcam is not None and self.config.webcam_preview:
-            from installation.webcam import draw_preview
-
-            height = screen.get_height()  # sized for the screen: 320 px wide at 1080 lines
-            draw_preview(screen, webcam.preview(), size=max(64, height * 320 // 1080), margin=max(8, height // 60))
-
-    def overlay(self, controls: Snapshot, stats: Stats, worker: RenderWorker) -> list[str]:
-        if not controls["fps_overlay"]:
-            return []
-        return [f"{stats.fps:5.1f} fps  render {worker.latency * 1000:5.1f} ms",
-                f"keyframe {self.walker.keyframe}  seed {self.walker.seed}  {self.walker.mode}"
-                f"{'  paused' if self.walker.paused else ''}"]
-
-
-class Fallback:
-    """Degrade instead of going black: after repeated render failures drop the upscaler, then hold a still
-    frame; retry the fuller pipeline every `retry_seconds`."""
-
-    LEVELS = ("none", "no-upscaler", "still")
-
-    def __init__(self, failures: int, retry_seconds: float):
-        self.failures, self.retry_seconds = failures, retry_seconds
-        self.level = "none"
-        self.seen = 0  # consecutive failures already acted on
-        self.changed_at = 0.0
-        self.last_attempt = -float("inf")
-
-    @property
-    def upscale(self) -> bool:
-        return self.level == "none"
-
-    def update(self, consecutive_failures: int, last_error: str | None, now: float) -> None:
-        if consecutive_failures == 0:
-            self.seen = 0
-            if self.level != "none" and now - self.changed_at >= self.retry_seconds:
-                self.move(self.LEVELS.index(self.level) - 1, now, "retrying")
-        elif consecutive_failures - self.seen >= self.failures and self.level != "still":
-            self.seen = consecutive_failures
-            self.move(self.LEVELS.index(self.level) + 1, now, f"after {consecutive_failures} failures ({last_error})")
-
-    def move(self, index: int, now: float, why: str) -> None:
-        self.level, self.changed_at = self.LEVELS[index], now
-        log.warning("render fallback: %s %s", self.level, why)
-
-    def may_render(self, now: float) -> bool:
-        """In the still fallback, try a render only every few seconds rather than every frame."""
-        if self.level != "still":
-            return True
-        if now - self.last_attempt >= min(5.0, self.retry_seconds):
-            self.last_attempt = now
-            return True
-        return False
-
-
-def closed_picture(path: str) -> np.ndarray:
-    """What the screen shows outside the opening hours: the configured still, or black."""
-    if not path:
-        return np.zeros((64, 64, 3), np.uint8)
-    picture = cv2.imread(path, cv2.IMREAD_COLOR)
-    if picture is None:
-        raise ValueError(f"closed_image = {path!r} cannot be read as an image (a PNG or JPEG file)")
-    return np.ascontiguousarray(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB))
-
-
-def placeholder(size: int) -> np.ndarray:
-    """What a piece that has never rendered shows while it retries: a dark frame, not a crash."""
-    return np.full((size, size, 3), 12, np.uint8)
+        preview = webcam.preview() if webcam is not None and self.config.webcam_preview else None
+        text = () if not controls["fps_overlay"] else (
+            f"{stats.fps:5.1f} fps  render {worker.latency * 1000:5.1f} ms",
+            f"keyframe {self.walker.keyframe}  seed {self.walker.seed}  {self.walker.mode}"
+            f"{'  paused' if self.walker.paused else ''}")
+        return Overlays(caption=self.captions.overlay if controls["captions"] else None, preview=preview,
+                        preview_corner=webcam.config.preview_corner if webcam is not None else "bottom-right",
+                        text=text)
 
 
 class PaceKeeper:
@@ -608,7 +543,7 @@ def run_piece(config: runtime_config.RuntimeConfig, running: list[Piece]) -> int
     try:
         # The screen first: a machine that cannot show the piece says so at once, before the model loads.
         display = open_display(config)
-        piece = Piece(config, display=display)
+        piece = Piece.from_config(config, display=display)
         running.append(piece)
         return piece.run()
     except (ValueError, FileNotFoundError, NoDisplayError, OscStartError) as error:  # RemoteStartError included

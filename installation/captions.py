@@ -1,4 +1,4 @@
-"""Provenance captions in the live loop: look-ups off the display thread, the overlay drawn on the screen."""
+"""Provenance captions in the live loop: look-ups off the display thread, the overlay the compositor draws."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from installation.config import RuntimeConfig
+from installation.provenance import CaptionOverlay, CaptionStyle, ProvenanceWorker, open_captioner
 
 log = logging.getLogger(__name__)
 
@@ -17,14 +18,13 @@ class Captions:
 
     def __init__(self, captioner=None, style=None, rate_hz: float = 2.0, clock=None):
         self.captioner, self.style, self.rate_hz, self.clock = captioner, style, rate_hz, clock
-        self.worker = self.overlay = None
+        self.worker: ProvenanceWorker | None = None
+        self.overlay: CaptionOverlay | None = None  # which caption is on screen; installation/compositor.py draws it
         self.submitted: np.ndarray | None = None
 
     @classmethod
     def open(cls, config: RuntimeConfig, bundle, clock) -> Captions:
         """Captions for a bundle: none (one warning) without an index; a mismatched index raises ValueError."""
-        from installation.provenance import CaptionStyle, open_captioner
-
         style = CaptionStyle(placement=config.caption_placement, font_path=config.caption_font or None,
                              size=config.caption_size, body_size=config.caption_body_size,
                              thumbnail_size=config.caption_thumbnail_size, duration=config.caption_duration,
@@ -42,8 +42,6 @@ class Captions:
     def start(self) -> None:
         if not self.enabled:
             return
-        from installation.provenance import CaptionOverlay, ProvenanceWorker
-
         self.worker = ProvenanceWorker(self.captioner.caption_for, rate_hz=self.rate_hz, clock=self.clock).start()
         self.overlay = CaptionOverlay(self.style, self.captioner.index)
 
@@ -62,10 +60,6 @@ class Captions:
     def novelty(self) -> float:
         caption = self.overlay.caption if self.overlay is not None else None
         return caption.novelty if caption is not None else math.nan
-
-    def draw(self, screen, now: float) -> None:
-        if self.overlay is not None:
-            self.overlay.draw(screen, now)
 
     def stop(self) -> None:
         if self.worker is not None:

@@ -1,7 +1,11 @@
-"""The pygame screen: fullscreen or windowed, aspect kept, overlays, screenshots. Software only, no OpenGL."""
+"""The pygame screen: fullscreen or windowed, aspect kept, screenshots. Software only, no OpenGL.
+
+Overlays are drawn by the compositor (installation/compositor.py) between `present` and `flip`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -18,6 +22,7 @@ log = logging.getLogger(__name__)
 # SDL drivers that show nothing: fine when asked for by name (tests, headless rendering), never as a fallback.
 HEADLESS_DRIVERS = ("offscreen", "dummy")
 HEADLESS_HINT = "or set SDL_VIDEODRIVER=dummy to render headless on purpose"
+X_SERVER_ADVICE = f"start the X server, check DISPLAY and XAUTHORITY (may this user connect?), {HEADLESS_HINT}"
 
 
 class NoDisplayError(RuntimeError):
@@ -52,24 +57,29 @@ def start_video() -> str:
         # Named, so that SDL neither probes Wayland (which prints its own complaints) nor falls back to a
         # driver that shows nothing.
         os.environ["SDL_VIDEODRIVER"] = requested[0]
-    try:
+    with opening(f"the display {display_name()}", ','.join(requested) or "default", X_SERVER_ADVICE):
         pygame.display.init()
+        driver = pygame.display.get_driver()
+        # A headless driver is fine as the first choice; reached as a fallback ("x11,offscreen"), nobody sees it.
+        first_choice = requested[0] if requested else None
+        if driver in HEADLESS_DRIVERS and driver != first_choice:
+            raise NoDisplayError(f"cannot reach the display {display_name()}: SDL fell back to its {driver} driver, "
+                                 f"which shows nothing; {X_SERVER_ADVICE}")
+    return driver
+
+
+@contextlib.contextmanager
+def opening(what: str, driver: str, advice: str):
+    """While opening `what` with SDL's `driver`: any failure closes SDL's video again and is one NoDisplayError
+    line, an SDL error as "cannot open WHAT with SDL's DRIVER driver (ERROR); ADVICE"."""
+    try:
+        yield
     except pygame.error as error:
         pygame.display.quit()
-        raise NoDisplayError(
-            f"cannot open the display {display_name()} with SDL's {','.join(requested) or 'default'} driver "
-            f"({error}); start the X server, check DISPLAY and XAUTHORITY (may this user connect?), {HEADLESS_HINT}"
-        ) from None
-    driver = pygame.display.get_driver()
-    # A headless driver is fine as the first choice; reached as a fallback ("x11,offscreen"), nobody sees it.
-    first_choice = requested[0] if requested else None
-    if driver in HEADLESS_DRIVERS and driver != first_choice:
+        raise NoDisplayError(f"cannot open {what} with SDL's {driver} driver ({error}); {advice}") from None
+    except NoDisplayError:
         pygame.display.quit()
-        raise NoDisplayError(
-            f"cannot reach the display {display_name()}: SDL fell back to its {driver} driver, which shows nothing; "
-            f"start the X server, check DISPLAY and XAUTHORITY (may this user connect?), {HEADLESS_HINT}"
-        )
-    return driver
+        raise
 
 
 # pygame's SDL 2.28 shows a software surface on Wayland only through OpenGL ES (it has no plain Wayland
@@ -130,8 +140,8 @@ class Display:
     def __init__(self, *, windowed: bool, size: tuple[int, int], display_index: int = 0, fit: str = "letterbox",
                  smooth: bool = True, hide_cursor: bool = True, caption: str = "Masquerade"):
         self.driver = start_video()
-        try:
-            pygame.font.init()
+        with opening(f"a {'window' if windowed else 'fullscreen'} on display {display_index} of {display_name()}",
+                     self.driver, "check the session (deploy/OPERATOR.md)"):
             # Fullscreen takes the chosen monitor's own size: pygame's (0, 0) would take the first monitor's.
             if windowed:
                 screen_size(display_index)
@@ -139,15 +149,6 @@ class Display:
             else:
                 self.screen = pygame.display.set_mode(screen_size(display_index), pygame.FULLSCREEN,
                                                       display=display_index)
-        except pygame.error as error:
-            pygame.display.quit()
-            raise NoDisplayError(
-                f"cannot open a {'window' if windowed else 'fullscreen'} on display {display_index} of "
-                f"{display_name()} with SDL's {self.driver} driver ({error}); check the session (deploy/OPERATOR.md)"
-            ) from None
-        except NoDisplayError:
-            pygame.display.quit()
-            raise
         pygame.display.set_caption(caption)
         self.screen.fill((0, 0, 0))  # black, not whatever the video memory held, while the model loads
         pygame.display.flip()
@@ -155,8 +156,6 @@ class Display:
             pygame.mouse.set_visible(False)
         self.fit = fit
         self.smooth = smooth
-        # The frame-rate overlay: pygame's default font at this nominal size draws lines of about 24 px at 1080.
-        self.font = pygame.font.Font(None, max(16, round(self.screen.get_height() * 34 / 1080)))
         self.cache_key = None
         self.scaled: pygame.Surface | None = None
         self.windowed, self.display_index = windowed, display_index
@@ -167,8 +166,13 @@ class Display:
     def size(self) -> tuple[int, int]:
         return self.screen.get_size()
 
-    def show(self, frame: np.ndarray, overlay_lines: list[str] | None = None, extra=None) -> None:
-        """Scale one uint8 RGB frame onto the screen, draw overlays, flip."""
+    def show(self, frame: np.ndarray) -> None:
+        """Put one uint8 RGB frame on the screen as it is, no overlays (the compositor draws those)."""
+        self.present(frame)
+        self.flip()
+
+    def present(self, frame: np.ndarray) -> None:
+        """Scale one uint8 RGB frame onto the screen (not yet visible: `flip` shows it)."""
         height, width = frame.shape[:2]
         placement = place((width, height), self.size, self.fit)
         surface = pygame.image.frombuffer(np.ascontiguousarray(frame).data, (width, height), "RGB")
@@ -186,22 +190,9 @@ class Display:
         if target[:2] != (0, 0) or target[2:] != self.size:
             self.screen.fill((0, 0, 0))
         self.screen.blit(self.scaled, target[:2])
-        if extra is not None:
-            extra(self.screen)
-        if overlay_lines:
-            self.draw_text(overlay_lines)
-        pygame.display.flip()
 
-    def draw_text(self, lines: list[str], corner: str = "top-left") -> None:
-        margin = 8
-        y = margin
-        for line in lines:
-            text = self.font.render(line, True, (255, 255, 255))
-            backdrop = pygame.Surface((text.get_width() + 8, text.get_height() + 4), pygame.SRCALPHA)
-            backdrop.fill((0, 0, 0, 150))
-            self.screen.blit(backdrop, (margin - 4, y - 2))
-            self.screen.blit(text, (margin, y))
-            y += text.get_height() + 4
+    def flip(self) -> None:
+        pygame.display.flip()
 
     def poll_keys(self) -> list[tuple[str, bool, bool]]:
         """Drain pygame's events: key presses as (name, ctrl, shift); closing the window counts as Ctrl+Shift+Q."""

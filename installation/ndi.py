@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from fractions import Fraction
 
 import numpy as np
+
+from installation.latest_wins import LatestWinsThread
 
 log = logging.getLogger(__name__)
 
@@ -62,38 +63,31 @@ def frame_rate(fps: float) -> tuple[int, int]:
         (rate.numerator, rate.denominator)
 
 
-class NdiOutput:
+class NdiOutput(LatestWinsThread):
     """One NDI sender fed from the display loop through a one-slot hand-off; sending happens in its thread.
 
     name: the source name receivers see (as "MACHINE (name)"). fps: the frame rate written into every frame.
     """
 
     def __init__(self, name: str, fps: float):
+        super().__init__("ndi-sender")
         self.name = check_source_name(name)
         self.rate = frame_rate(fps)
-        self.sent = self.replaced = self.failures = 0  # frames sent; offered but overtaken by a newer one
+        self.sent = self.failures = 0  # frames sent (`replaced`: offered but overtaken by a newer one)
         self.cpu_seconds = 0.0  # CPU time the sender thread spent converting and sending (what NDI costs here)
-        self.problem: str | None = None  # why the sender stopped, once it has
-        self._slot: np.ndarray | None = None
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.problem: str | None = None  # why the last frame was not sent
+        self._buffers: dict[tuple[int, int], np.ndarray] = {}  # RGBX frames by size, reused
         self._binding = None
         self._sender = None
 
-    def start(self, timeout: float = 10.0) -> NdiOutput:
+    def start(self) -> NdiOutput:
         """Create the NDI sender and its thread; NdiUnavailable when the binding or the sender cannot start."""
         ndi = self._binding = load_binding()
         self._sender = ndi.send_create(ndi.SendCreate(p_ndi_name=self.name, clock_video=False))
         if self._sender is None:
             raise NdiUnavailable(f"the NDI runtime could not create a sender named {self.name!r} (see its log; "
                                  "is ndi-config.v1.json in NDI_CONFIG_DIR or ~/.ndi valid?)")
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._serve, name="ndi-sender", daemon=True)
-        self._thread.start()
-        self._ready.wait(timeout)
+        super().start()
         log.info("NDI output on as %r, %d/%d fps", self.source_name, *self.rate)
         return self
 
@@ -107,18 +101,10 @@ class NdiOutput:
         except (AttributeError, TypeError):
             return self.name
 
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def offer(self, frame: np.ndarray) -> None:
         """Hand the newest frame (H, W, 3 uint8 RGB) to the sender thread; never waits. The array must not be
         changed afterwards (the live loop makes a new one for every picture)."""
-        with self._lock:
-            if self._slot is not None:
-                self.replaced += 1
-            self._slot = frame
-        self._wake.set()
+        self.submit(frame)
 
     def connections(self) -> int:
         """Receivers connected now (0 when stopped)."""
@@ -126,49 +112,36 @@ class NdiOutput:
             return 0
         return int(self._binding.send_get_no_connections(self._sender, 0))
 
-    def _serve(self) -> None:
+    def handle(self, frame: np.ndarray, began: float) -> None:
         import cv2  # here, so that reading the configuration (which checks the source name) stays light
 
         ndi = self._binding
-        buffers: dict[tuple[int, int], np.ndarray] = {}
-        self._ready.set()
-        while not self._stopping.is_set():
-            if not self._wake.wait(0.2):
-                continue
-            self._wake.clear()
-            with self._lock:
-                frame, self._slot = self._slot, None
-            if frame is None:
-                continue
-            began = time.thread_time()
-            try:
-                height, width = frame.shape[:2]
-                rgbx = buffers.get((width, height))
-                if rgbx is None:
-                    rgbx = buffers[(width, height)] = np.empty((height, width, 4), np.uint8)
-                cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2RGBA, dst=rgbx)  # releases the GIL
-                video = ndi.VideoFrameV2(xres=width, yres=height, FourCC=ndi.FOURCC_VIDEO_TYPE_RGBX,
-                                         frame_rate_N=self.rate[0], frame_rate_D=self.rate[1],
-                                         picture_aspect_ratio=width / height)
-                video.data = rgbx
-                ndi.send_send_video_v2(self._sender, video)  # synchronous: rgbx is free again on return
-                self.sent += 1
-                self.cpu_seconds += time.thread_time() - began
-            except Exception as error:  # noqa: BLE001 - a failing frame is counted and logged; the next may pass
-                self.failures += 1
-                self.problem = f"{type(error).__name__}: {error}"
-                if self.failures in (1, 10, 100) or self.failures % 1000 == 0:
-                    log.warning("NDI frame not sent (%d so far): %s", self.failures, self.problem)
-                time.sleep(0.05)
+        cpu_began = time.thread_time()
+        height, width = frame.shape[:2]
+        rgbx = self._buffers.get((width, height))
+        if rgbx is None:
+            rgbx = self._buffers[(width, height)] = np.empty((height, width, 4), np.uint8)
+        cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2RGBA, dst=rgbx)  # releases the GIL
+        video = ndi.VideoFrameV2(xres=width, yres=height, FourCC=ndi.FOURCC_VIDEO_TYPE_RGBX,
+                                 frame_rate_N=self.rate[0], frame_rate_D=self.rate[1],
+                                 picture_aspect_ratio=width / height)
+        video.data = rgbx
+        ndi.send_send_video_v2(self._sender, video)  # synchronous: rgbx is free again on return
+        self.sent += 1
+        self.cpu_seconds += time.thread_time() - cpu_began
+
+    def failed(self, error: Exception) -> None:
+        """A failing frame is counted and logged (at 1, 10, 100, then every 1000); the next may pass."""
+        self.failures += 1
+        self.problem = f"{type(error).__name__}: {error}"
+        if self.failures in (1, 10, 100) or self.failures % 1000 == 0:
+            log.warning("NDI frame not sent (%d so far): %s", self.failures, self.problem)
+        time.sleep(0.05)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the thread and withdraw the source."""
-        self._stopping.set()
-        self._wake.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout)
-        if self._sender is not None and (thread is None or not thread.is_alive()):
+        super().stop(timeout)
+        if self._sender is not None and not self.alive:
             self._binding.send_destroy(self._sender)
         self._sender = None
         log.info("NDI output off (%d frames sent)", self.sent)

@@ -8,6 +8,8 @@ import time
 from installation.config import RuntimeConfig
 from installation.controls import ControlState, Snapshot
 from installation.latent import WalkState
+from installation.osc import OscFeedback, OscServer, OscStartError
+from installation.webcam import Webcam
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,9 @@ class Services:
         if config.osc:
             self.start_osc()
         if config.feedback_host:
-            from installation.osc import OscFeedback
-
             self.feedback = OscFeedback(config.feedback_host, config.feedback_port, config.osc_prefix)
             log.info("OSC feedback to %s:%d", config.feedback_host, config.feedback_port)
-        if config.webcam.strip().lower() not in ("", "none"):
-            from installation.webcam import Webcam
-
+        if config.webcam_on:
             self.webcam = Webcam(self.controls, config.webcam_config())
             self.webcam.start()
             log.info("webcam %s", config.webcam)
@@ -64,8 +62,6 @@ class Services:
 
     def start_osc(self) -> bool:
         """Open the OSC port; on failure log why (once per outage) and schedule a retry. True when listening."""
-        from installation.osc import OscServer, OscStartError
-
         config = self.config
         try:
             self.osc = OscServer(self.controls, config.osc_host, config.osc_port, config.osc_prefix,

@@ -3,18 +3,19 @@
 The display posts a request (latents for the times it will show them); the worker renders the newest
 request it finds and publishes the result into a one-slot mailbox. Requests that were replaced before the
 worker took them are dropped and counted; results made before the walk was steered are stale and dropped.
+Which frame of a result goes on screen, and how, is the compositor's business (installation/compositor.py).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from installation.latest_wins import LatestWinsThread
 
 log = logging.getLogger(__name__)
 
@@ -37,56 +38,30 @@ class FrameResult:
     sequence: int  # increases with each published result
 
 
-class RenderWorker:
+class RenderWorker(LatestWinsThread):
     def __init__(self, render: Callable[[np.ndarray, bool], np.ndarray], clock=time.monotonic, name="render"):
+        super().__init__(name, clock)
         self.render = render
-        self.clock = clock
-        self.name = name
-        self.condition = threading.Condition()
-        self.pending: FrameRequest | None = None
         self.result: FrameResult | None = None
         self.min_stamp = 0
-        self.running = False
-        self.rendering = False
-        self.thread: threading.Thread | None = None
         self.sequence = 0
-        self.renders = 0
-        self.dropped_requests = 0
         self.failures = 0
         self.consecutive_failures = 0
         self.last_error: str | None = None
-        self.latency = 0.0  # smoothed seconds per render
-
-    def start(self) -> RenderWorker:
-        self.running = True
-        self.thread = threading.Thread(target=self.loop, name=self.name, daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self, timeout: float = 1.0) -> None:
-        with self.condition:
-            self.running = False
-            self.condition.notify_all()
-        if self.thread is not None:
-            self.thread.join(timeout)
 
     @property
-    def alive(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
+    def renders(self) -> int:
+        return self.handled
 
     @property
-    def idle(self) -> bool:
-        with self.condition:
-            return self.pending is None and not self.rendering
+    def dropped_requests(self) -> int:
+        return self.replaced
 
     def submit(self, request: FrameRequest) -> None:
         """Replace any request not yet taken (it is stale now) and wake the worker."""
         with self.condition:
-            if self.pending is not None:
-                self.dropped_requests += 1
-            self.pending = request
+            super().submit(request)
             self.min_stamp = max(self.min_stamp, request.stamp)
-            self.condition.notify()
 
     def latest(self) -> FrameResult | None:
         """The newest finished result that is not stale."""
@@ -95,50 +70,58 @@ class RenderWorker:
                 return None
             return self.result
 
-    def take_request(self) -> FrameRequest | None:
+    def handle(self, request: FrameRequest, began: float) -> None:
+        frames = self.render(request.latents, request.upscale)
+        finished = self.clock()
+        seconds = finished - began
         with self.condition:
-            while self.running and self.pending is None:
-                self.condition.wait(0.25)
-            request, self.pending = self.pending, None
-            self.rendering = request is not None
-            return request
+            self.measured(seconds)
+            self.sequence += 1
+            self.consecutive_failures = 0
+            self.result = FrameResult(request.stamp, request.times, frames, seconds, finished, self.sequence)
 
-    def loop(self) -> None:
-        while self.running:
-            request = self.take_request()
-            if request is None:
-                continue
-            began = self.clock()
-            try:
-                frames = self.render(request.latents, request.upscale)
-            except Exception as error:  # noqa: BLE001 - the worker must outlive any one bad frame; it reports
-                self.failures += 1
-                self.consecutive_failures += 1
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.error("render failed (%d in a row): %s", self.consecutive_failures, self.last_error)
-                with self.condition:
-                    self.rendering = False
-                continue
-            finished = self.clock()
-            seconds = finished - began
-            self.latency = seconds if self.renders == 0 else 0.8 * self.latency + 0.2 * seconds
-            with self.condition:
-                self.sequence += 1
-                self.renders += 1
-                self.consecutive_failures = 0
-                self.rendering = False
-                self.result = FrameResult(request.stamp, request.times, frames, seconds, finished, self.sequence)
+    def failed(self, error: Exception) -> None:
+        self.failures += 1
+        self.consecutive_failures += 1
+        self.last_error = f"{type(error).__name__}: {error}"
+        log.error("render failed (%d in a row): %s", self.consecutive_failures, self.last_error)
 
 
-def pick_frame(result: FrameResult, display_time: float) -> int:
-    """Index of the frame in a result whose intended time is nearest to now, never one from the future
-    unless it is the first (a render-ahead batch is shown frame by frame as its times arrive)."""
-    due = np.flatnonzero(result.times <= display_time)
-    return int(due[-1]) if len(due) else 0
+class Fallback:
+    """Degrade instead of going black: after repeated render failures drop the upscaler, then hold a still
+    frame; retry the fuller pipeline every `retry_seconds`."""
 
+    LEVELS = ("none", "no-upscaler", "still")
 
-def blend(previous: np.ndarray, current: np.ndarray, alpha: float) -> np.ndarray:
-    """Cross-fade two uint8 frames; alpha 1 shows `current` alone."""
-    if previous is None or previous.shape != current.shape or alpha >= 1.0:
-        return current
-    return cv2.addWeighted(current, float(alpha), previous, 1.0 - float(alpha), 0.0)
+    def __init__(self, failures: int, retry_seconds: float):
+        self.failures, self.retry_seconds = failures, retry_seconds
+        self.level = "none"
+        self.seen = 0  # consecutive failures already acted on
+        self.changed_at = 0.0
+        self.last_attempt = -float("inf")
+
+    @property
+    def upscale(self) -> bool:
+        return self.level == "none"
+
+    def update(self, consecutive_failures: int, last_error: str | None, now: float) -> None:
+        if consecutive_failures == 0:
+            self.seen = 0
+            if self.level != "none" and now - self.changed_at >= self.retry_seconds:
+                self.move(self.LEVELS.index(self.level) - 1, now, "retrying")
+        elif consecutive_failures - self.seen >= self.failures and self.level != "still":
+            self.seen = consecutive_failures
+            self.move(self.LEVELS.index(self.level) + 1, now, f"after {consecutive_failures} failures ({last_error})")
+
+    def move(self, index: int, now: float, why: str) -> None:
+        self.level, self.changed_at = self.LEVELS[index], now
+        log.warning("render fallback: %s %s", self.level, why)
+
+    def may_render(self, now: float) -> bool:
+        """In the still fallback, try a render only every few seconds rather than every frame."""
+        if self.level != "still":
+            return True
+        if now - self.last_attempt >= min(5.0, self.retry_seconds):
+            self.last_attempt = now
+            return True
+        return False

@@ -59,7 +59,7 @@ def test_osc_steers_the_live_loop_and_feedback_reports_loop_wraps(tiny_bundle):
     config = RuntimeConfig(model=str(tiny_bundle), mode="loop", loop_keyframes=2, seconds_per_keyframe=0.15,
                            osc_port=port, feedback_host="127.0.0.1", feedback_port=listener.port,
                            feedback_every=0.1, stats_every=3600.0)
-    piece = Piece(config, bundle=load_bundle(tiny_bundle))
+    piece = Piece.from_config(config, bundle=load_bundle(tiny_bundle))
     thread = start_piece(piece)
     try:
         client = SimpleUDPClient("127.0.0.1", port)
@@ -117,7 +117,7 @@ def moving_square_video(path, frames=60):
 def test_webcam_motion_speeds_up_the_live_walk(tiny_bundle, tmp_path):
     video = moving_square_video(tmp_path / "visitors.avi")
     config = RuntimeConfig(model=str(tiny_bundle), osc=False, webcam=str(video), stats_every=3600.0)
-    piece = Piece(config, bundle=load_bundle(tiny_bundle))
+    piece = Piece.from_config(config, bundle=load_bundle(tiny_bundle))
     thread = start_piece(piece)
     try:
         assert wait_for(lambda: piece.walker.speed > 1.5, timeout=10)
@@ -128,7 +128,7 @@ def test_webcam_motion_speeds_up_the_live_walk(tiny_bundle, tmp_path):
 
 def test_a_camera_that_cannot_be_opened_does_not_stop_the_piece(tiny_bundle):
     config = RuntimeConfig(model=str(tiny_bundle), osc=False, webcam="97", frames=40, stats_every=3600.0)
-    piece = Piece(config, bundle=load_bundle(tiny_bundle))
+    piece = Piece.from_config(config, bundle=load_bundle(tiny_bundle))
     assert piece.run() == 0
     assert piece.frames_shown == 40
 

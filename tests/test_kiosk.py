@@ -41,8 +41,7 @@ def test_upscaler_failures_fall_back_to_plain_frames_and_the_loop_continues(tiny
     status = tmp_path / "status.json"
     config = RuntimeConfig(model=str(tiny_bundle), osc=False, frames=60, status_file=str(status),
                            heartbeat_every=0.5, stats_every=3600.0)
-    piece = Piece(config, bundle=bundle)
-    piece.renderer = FlakyRenderer(bundle)
+    piece = Piece.from_config(config, bundle=bundle, renderer=FlakyRenderer(bundle))
     assert piece.run() == 0
     assert piece.frames_shown == 60
     assert piece.shown.shape == (64, 64, 3)  # generator frames without the upscaler
@@ -53,8 +52,8 @@ def test_upscaler_failures_fall_back_to_plain_frames_and_the_loop_continues(tiny
 
 def test_a_renderer_that_always_fails_holds_a_still_frame(tiny_bundle):
     bundle = load_bundle(tiny_bundle)
-    piece = Piece(RuntimeConfig(model=str(tiny_bundle), osc=False, frames=30, stats_every=3600.0), bundle=bundle)
-    piece.renderer = FlakyRenderer(bundle, fail_plain=True)
+    piece = Piece.from_config(RuntimeConfig(model=str(tiny_bundle), osc=False, frames=30, stats_every=3600.0),
+                              bundle=bundle, renderer=FlakyRenderer(bundle, fail_plain=True))
     assert piece.run() == 0
     assert piece.frames_shown == 30 and piece.shown is not None
 
@@ -85,7 +84,7 @@ def free_port() -> int:
 def test_a_dead_osc_thread_is_restarted_and_answers_again(tiny_bundle):
     port = free_port()
     config = RuntimeConfig(model=str(tiny_bundle), osc_port=port, heartbeat_every=0.5, stats_every=3600.0)
-    piece = Piece(config, bundle=load_bundle(tiny_bundle))
+    piece = Piece.from_config(config, bundle=load_bundle(tiny_bundle))
     thread = threading.Thread(target=piece.run, daemon=True)
     thread.start()
     try:

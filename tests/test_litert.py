@@ -260,8 +260,8 @@ def test_the_kiosk_fallback_chain_holds_on_litert(fresh_bundle):
             return super().render(latents, upscale)
 
     bundle = load_bundle(fresh_bundle, backend="litert")
-    piece = Piece(RuntimeConfig(model=str(fresh_bundle), osc=False, frames=40, stats_every=3600.0), bundle=bundle)
-    piece.renderer = FlakyUpscaler(bundle)
+    piece = Piece.from_config(RuntimeConfig(model=str(fresh_bundle), osc=False, frames=40, stats_every=3600.0),
+                              bundle=bundle, renderer=FlakyUpscaler(bundle))
     assert piece.run() == 0
     assert piece.fallback.level == "no-upscaler" and piece.shown.shape == (64, 64, 3)
 

@@ -242,7 +242,7 @@ def test_osc_switches_the_ndi_output_of_the_live_loop_on_and_off(tiny_bundle):
 
     binding()
     name, port = f"Masquerade osc {os.getpid()}", free_port()
-    piece = Piece(RuntimeConfig(model=str(tiny_bundle), osc_port=port, ndi_name=name, stats_every=3600.0))
+    piece = Piece.from_config(RuntimeConfig(model=str(tiny_bundle), osc_port=port, ndi_name=name, stats_every=3600.0))
     thread = start_piece(piece)
     try:
         assert piece.ndi.output is None

@@ -46,7 +46,7 @@ def running_piece(tiny_bundle, tmp_path):
                            stats_every=3600.0, status_file=str(tmp_path / "status.json"), heartbeat_every=0.5,
                            hours="daily 22:00-04:00", hours_timezone="Europe/Paris")
     display = Display(windowed=True, size=(96, 96))
-    piece = Piece(config, bundle=load_bundle(tiny_bundle), display=display, wall_clock=lambda: wall[0])
+    piece = Piece.from_config(config, bundle=load_bundle(tiny_bundle), display=display, wall_clock=lambda: wall[0])
     thread = threading.Thread(target=piece.run, daemon=True)
     thread.start()
     yield piece, wall, tmp_path / "status.json"

@@ -256,8 +256,8 @@ def test_captions_are_sized_for_the_screen_worded_for_visitors_and_stay_inside(c
     caption = captioner.caption_for(indexed["images"][3], "late")
     thumbnails = captioner.index.thumbnails([n.row for n in caption.neighbours])
     full_hd = CaptionStyle().at_height(1080)
-    assert provenance._font(None, full_hd.size).get_height() >= 28  # the title line
-    assert provenance._font(None, full_hd.body_size).get_height() >= 18  # the other lines
+    assert provenance.line_font(None, full_hd.size).get_height() >= 28  # the title line
+    assert provenance.line_font(None, full_hd.body_size).get_height() >= 18  # the other lines
     assert provenance.thumbnail_side(full_hd, thumbnails) >= 96 and thumbnails.shape[1] >= 96  # stored that large
     assert CaptionStyle().at_height(2160).size == 2 * full_hd.size  # scales with the screen height
     assert provenance.thumbnail_side(full_hd, thumbnails[:, :40, :40]) == 40  # never enlarged
@@ -519,7 +519,7 @@ def test_the_live_loop_captions_its_frames_and_sends_them_over_osc(indexed, tiny
     config = RuntimeConfig(model=str(indexed["bundle"]), osc=False, feedback_host="127.0.0.1",
                            feedback_port=server.server_address[1], frames=90, caption_rate=10.0,
                            screenshot=str(shot), stats_every=3600.0)
-    piece = Piece(config, display=Display(windowed=True, size=(320, 320)))
+    piece = Piece.from_config(config, display=Display(windowed=True, size=(320, 320)))
     try:
         assert piece.run() == 0
     finally:

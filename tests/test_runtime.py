@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 
 from installation.app import Piece
+from installation.compositor import pick_frame
 from installation.config import RuntimeConfig
 from installation.render import Renderer
-from installation.worker import FrameRequest, RenderWorker, pick_frame
+from installation.worker import FrameRequest, RenderWorker
 from models.bundle import load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,8 +81,8 @@ def test_a_slow_renderer_does_not_slow_the_display_loop(tiny_bundle):
             return super().render(latents, upscale)
 
     bundle = load_bundle(tiny_bundle)
-    piece = Piece(RuntimeConfig(model=str(tiny_bundle), fps=30, frames=45, osc=False), bundle=bundle)
-    piece.renderer = SlowRenderer(bundle)
+    piece = Piece.from_config(RuntimeConfig(model=str(tiny_bundle), fps=30, frames=45, osc=False), bundle=bundle,
+                              renderer=SlowRenderer(bundle))
     piece.run()
     assert piece.frames_shown == 45
     rate = 44 / (piece.last_frame_at - piece.first_frame_at)

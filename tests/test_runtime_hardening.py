@@ -44,7 +44,7 @@ class RunningPiece:
 
     def __init__(self, bundle_path, **settings):
         config = RuntimeConfig(model=str(bundle_path), heartbeat_every=0.5, stats_every=3600.0, **settings)
-        self.piece = Piece(config, bundle=load_bundle(bundle_path))
+        self.piece = Piece.from_config(config, bundle=load_bundle(bundle_path))
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.code = None
 
@@ -146,8 +146,7 @@ def test_no_new_picture_while_walking_is_a_stall_and_starves_the_watchdog(tiny_b
     bundle = load_bundle(tiny_bundle)
     config = RuntimeConfig(model=str(tiny_bundle), osc=False, status_file=str(status), heartbeat_every=0.5,
                            stall_seconds=1.0, stats_every=3600.0)
-    piece = Piece(config, bundle=bundle)
-    piece.renderer = FrozenRenderer(bundle)
+    piece = Piece.from_config(config, bundle=bundle, renderer=FrozenRenderer(bundle))
     thread = threading.Thread(target=piece.run, daemon=True)
     thread.start()
     try:
@@ -209,8 +208,7 @@ def test_the_s_key_with_an_unwritable_screenshot_keeps_the_piece_running(tiny_bu
     (tmp_path / "taken.png").mkdir()
     config = RuntimeConfig(model=str(tiny_bundle), osc=False, kiosk=True, screenshot=str(tmp_path / "taken.png"),
                            stats_every=3600.0)
-    piece = Piece(config, bundle=load_bundle(tiny_bundle))
-    piece.display = Display(windowed=True, size=(160, 120))
+    piece = Piece.from_config(config, bundle=load_bundle(tiny_bundle), display=Display(windowed=True, size=(160, 120)))
     try:
         with caplog.at_level(logging.WARNING, logger="masquerade"):
             piece.handle_key("s", False, False)
@@ -316,6 +314,7 @@ def test_an_unwritable_status_file_is_one_warning_not_one_per_beat(tiny_bundle, 
     config = RuntimeConfig(model=str(tiny_bundle), osc=False, frames=75, fps=30.0, heartbeat_every=0.5,
                            status_file=str(tmp_path / "plain-file" / "status.json"), stats_every=3600.0)
     with caplog.at_level(logging.WARNING, logger="installation.kiosk"):
-        assert Piece(config, bundle=load_bundle(tiny_bundle)).run() == 0  # 2.5 s: six beats and the final write
+        piece = Piece.from_config(config, bundle=load_bundle(tiny_bundle))
+        assert piece.run() == 0  # 2.5 s: six beats and the final write
     warnings = [record for record in caplog.records if "cannot write status file" in record.getMessage()]
     assert len(warnings) == 1
