@@ -43,8 +43,8 @@ import numpy as np  # noqa: E402
 
 from installation import export as exporter  # noqa: E402
 from installation.latent import WalkConfig, loop_times, walk_batch  # noqa: E402
-from installation.render import Renderer  # noqa: E402
 from models import bundle, dcgan, srgan  # noqa: E402
+from models.render import Renderer  # noqa: E402
 
 SIZE = 512
 FPS = 30.0

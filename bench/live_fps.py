@@ -39,9 +39,9 @@ from installation.config import (
 )
 from installation.display import Display  # noqa: E402
 from installation.latent import Walker  # noqa: E402
-from installation.render import Renderer  # noqa: E402
 from models import bundle as bundles  # noqa: E402
 from models import dcgan, srgan  # noqa: E402
+from models.render import Renderer  # noqa: E402
 from training.litert import convert_bundle  # noqa: E402
 
 CASES = {256: (64, 0.25), 512: (128, 0.125)}  # output size -> (generator resolution, width multiplier)

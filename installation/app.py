@@ -16,8 +16,9 @@ import numpy as np
 
 from installation import config as runtime_config
 from installation.captions import Captions
-from installation.compositor import Compositor, Overlays, closed_picture, pick_frame, placeholder
+from installation.compositor import Compositor, Overlays, pick_frame, placeholder
 from installation.controls import PARAMETERS, ControlState, Snapshot
+from installation.display import open_display
 from installation.kiosk import Health, Heartbeat, sd_notify
 from installation.latent import Walker, offset_direction
 from installation.ndi import NdiSwitch
@@ -26,12 +27,12 @@ from installation.presets import DEFAULT_FILE as DEFAULT_PRESETS_FILE
 from installation.presets import Presets
 from installation.ratelimit import RateLimitedLog
 from installation.remote import Remote
-from installation.render import Renderer
-from installation.schedule import OpeningGate
+from installation.schedule import OpeningGate, closed_picture
 from installation.services import Services
 from installation.worker import Fallback, FrameRequest, RenderWorker
 from models.bundle import Bundle, load_bundle
 from models.manifest import error_lines
+from models.render import Renderer
 
 log = logging.getLogger("masquerade")
 
@@ -553,11 +554,3 @@ def run_piece(config: runtime_config.RuntimeConfig, running: list[Piece]) -> int
     finally:
         if display is not None:
             display.close()
-
-
-def open_display(config: runtime_config.RuntimeConfig):
-    """The piece's screen as the configuration asks for it (also what `--check` opens)."""
-    from installation.display import Display
-
-    return Display(windowed=config.windowed, size=(config.width, config.height), display_index=config.display,
-                   fit=config.fit, smooth=config.smooth_scaling, hide_cursor=config.hide_cursor)

@@ -53,16 +53,6 @@ class Overlays:
     text: Sequence[str] = ()  # the frame-rate lines, top left
 
 
-def closed_picture(path: str) -> np.ndarray:
-    """What the screen shows outside the opening hours: the configured still, or black."""
-    if not path:
-        return np.zeros((64, 64, 3), np.uint8)
-    picture = cv2.imread(path, cv2.IMREAD_COLOR)
-    if picture is None:
-        raise ValueError(f"closed_image = {path!r} cannot be read as an image (a PNG or JPEG file)")
-    return np.ascontiguousarray(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB))
-
-
 def placeholder(size: int) -> np.ndarray:
     """What a piece that has never rendered shows while it retries: a dark frame, not a crash."""
     return np.full((size, size, 3), 12, np.uint8)

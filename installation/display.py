@@ -214,3 +214,9 @@ class Display:
 
     def close(self) -> None:
         pygame.display.quit()
+
+
+def open_display(config) -> Display:
+    """The piece's screen as a `RuntimeConfig` asks for it (the live piece and `--check` both open it here)."""
+    return Display(windowed=config.windowed, size=(config.width, config.height), display_index=config.display,
+                   fit=config.fit, smooth=config.smooth_scaling, hide_cursor=config.hide_cursor)

@@ -645,7 +645,7 @@ def export_loop(config: ExportConfig, renderer, walk: WalkConfig, *, ffmpeg: str
                 captioner=None) -> ExportResult:
     """Render the seamless loop of `walk` (mode "loop") and write it as `config` says.
 
-    `renderer` is an `installation.render.Renderer`. `captioner`: optional callable(frame) -> text (see
+    `renderer` is a `models.render.Renderer`. `captioner`: optional callable(frame) -> text (see
     `load_captioner`); it captions the K keyframes, and each frame shows the caption of its nearest keyframe
     (a look-up per frame would flicker, and cost a feature extraction per frame).
     Raises ValueError / FileExistsError / ExportError before anything is written when the output is refused;
@@ -818,8 +818,8 @@ def main(argv: list[str] | None = None) -> int:
         runtime, config = resolve(args)
         # Refuse what can be refused before loading the model and rendering anything.
         check_output(config, None if config.codec == "png" else ffmpeg_exe())
-        from installation.render import Renderer
         from models.bundle import load_bundle
+        from models.render import Renderer
 
         bundle = load_bundle(runtime.model, with_upscaler=runtime.upscale, backend=runtime.backend,
                              threads=runtime.threads)

@@ -133,8 +133,8 @@ def read_status(path: str | Path) -> dict:
 
 
 def check_bundle(config) -> str:
-    from installation.render import Renderer
     from models.bundle import load_bundle
+    from models.render import Renderer
 
     bundle = load_bundle(config.model, backend=config.backend, threads=config.threads)
     try:
@@ -184,9 +184,9 @@ def probe_display(config) -> str:
     """What the piece does first: open its screen, load the bundle, show a rendered frame, flip it."""
     import numpy as np
 
-    from installation.app import open_display
-    from installation.render import Renderer
+    from installation.display import open_display
     from models.bundle import load_bundle
+    from models.render import Renderer
 
     display = open_display(config)
     try:

@@ -19,6 +19,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import cv2
+import numpy as np
+
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 24 * 60
 SEARCH_DAYS = 400  # how far ahead the next change is looked for (a year of closures, then "never")
@@ -246,9 +249,17 @@ class OpeningGate:
 
 def check_hours(config) -> str:
     """`--check`: the schedule reads (the config already refused a bad one), the still loads; says what is next."""
-    from installation.app import closed_picture
-
     picture = closed_picture(config.closed_image)
     still = f", closed shows {config.closed_image} ({picture.shape[1]}x{picture.shape[0]})" if config.closed_image \
         else ", closed shows a black screen"
     return OpeningGate(config.opening_hours()).describe() + still
+
+
+def closed_picture(path: str) -> np.ndarray:
+    """What the screen shows outside the opening hours: the configured still, or black."""
+    if not path:
+        return np.zeros((64, 64, 3), np.uint8)
+    picture = cv2.imread(path, cv2.IMREAD_COLOR)
+    if picture is None:
+        raise ValueError(f"closed_image = {path!r} cannot be read as an image (a PNG or JPEG file)")
+    return np.ascontiguousarray(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB))

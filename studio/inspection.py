@@ -2,7 +2,7 @@
 
     python -m studio.inspection --model BUNDLE --samples 100 --out DIR [--seed S] [--layer both|early|late]
 
-Sample i is keyframe i of the seeded walk (installation.latent.keyframe), rendered by installation.render, the
+Sample i is keyframe i of the seeded walk (installation.latent.keyframe), rendered by models.render, the
 one render path, so any sample can be found again in the live piece with its seed. DIR/index.html is
 self-contained (images as data URIs, inline CSS and JS, no network); DIR/report.json holds the same numbers.
 A sample counts as "memorised" at a layer when its best similarity exceeds the 95th percentile of the dataset's
@@ -26,10 +26,10 @@ from PIL import Image
 
 from installation.latent import keyframe
 from installation.provenance import ProvenanceIndex
-from installation.render import Renderer
 from models.bundle import load_bundle
 from models.files import write_bytes_atomic, write_json_atomic
 from models.manifest import error_lines
+from models.render import Renderer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from installation.latent import keyframe
-from installation.render import Renderer
 from models.bundle import load_bundle, update_manifest
 from models.manifest import error_lines
 from models.metrics import pairwise_rms_distances
+from models.render import Renderer
 
 NEAR_DUPLICATE_NOISE = 0.05  # latent perturbation that makes a near-duplicate of a sample
 

@@ -8,9 +8,9 @@ import pytest
 
 from installation.latent import keyframe
 from installation.provenance import open_captioner
-from installation.render import Renderer
 from models.bundle import load_bundle
 from models.features import load_thumbnails
+from models.render import Renderer
 from studio.model_card import measure_diversity
 from training import synthetic
 

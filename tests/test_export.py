@@ -18,8 +18,8 @@ from installation import app
 from installation import export as exporter
 from installation.config import RuntimeConfig, walk_config
 from installation.latent import loop_times, walk_batch
-from installation.render import Renderer
 from models.bundle import load_bundle, save_model
+from models.render import Renderer
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -15,9 +15,9 @@ from conftest import make_bundle
 
 from installation.app import Piece
 from installation.config import DEFAULT_MODEL, RuntimeConfig
-from installation.render import Renderer
 from models import bundle as bundles
 from models.bundle import BundleError, load_bundle
+from models.render import Renderer
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "SDL_VIDEODRIVER": "dummy"}
@@ -123,7 +123,7 @@ PROBE = textwrap.dedent("""
 
     from installation.app import main
     from installation.provenance import open_captioner
-    from installation.render import Renderer
+    from models.render import Renderer
     from models.bundle import load_bundle
     from models.litert import LiteRTFeatures
 

@@ -118,7 +118,7 @@ def test_a_closed_still_and_the_check_line(tmp_path):
     config = RuntimeConfig(hours="mon-fri 10:00-18:00", hours_timezone="Europe/Paris", closed_image=str(still))
     line = check_hours(config)
     assert line.startswith(("open (schedule) until", "closed (schedule) until")) and "160x90" in line
-    from installation.app import closed_picture
+    from installation.schedule import closed_picture
 
     assert closed_picture(str(still))[0, 0].tolist() == [200, 0, 0]
     with pytest.raises(ValueError, match="cannot be read as an image"):

@@ -15,9 +15,9 @@ from PIL import Image
 from installation.app import Piece
 from installation.compositor import pick_frame
 from installation.config import RuntimeConfig
-from installation.render import Renderer
 from installation.worker import FrameRequest, RenderWorker
 from models.bundle import load_bundle
+from models.render import Renderer
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "SDL_VIDEODRIVER": "dummy"}

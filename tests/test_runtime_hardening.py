@@ -19,8 +19,8 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from installation.app import Piece
 from installation.config import RuntimeConfig
-from installation.render import Renderer
 from models.bundle import load_bundle
+from models.render import Renderer
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "SDL_VIDEODRIVER": "dummy"}

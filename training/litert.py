@@ -32,7 +32,7 @@ FEATURES_FILE = "features.tflite"
 
 
 def to_uint8(images: tf.Tensor) -> tf.Tensor:
-    """[-1, 1] float -> [0, 255] uint8, rounded; the same arithmetic as installation.render's TF backend."""
+    """[-1, 1] float -> [0, 255] uint8, rounded; the same arithmetic as models.render's TF backend."""
     return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
 

@@ -49,8 +49,8 @@ def latents(count: int, latent_dim: int, seed: int) -> np.ndarray:
 def generated_frames(config: QualityConfig) -> tuple[np.ndarray, str]:
     """uint8 frames through the one render path (a bundle), or a run's exported generator; and the dataset."""
     if config.model is not None:
-        from installation.render import Renderer
         from models.bundle import load_bundle
+        from models.render import Renderer
 
         bundle = load_bundle(config.model, with_upscaler=config.display)
         if config.display and bundle.upscaler is None:

@@ -1,7 +1,7 @@
 """The one render path: latents -> generator -> upscaler -> uint8 RGB frames.
 
 The live loop, the video export, the inspection tool and the tests all call `Renderer.render`, so what
-a curator exports is exactly what the gallery shows. The backend (LiteRT or TensorFlow, installation.backends)
+a curator exports is exactly what the gallery shows. The backend (LiteRT or TensorFlow, models.backends)
 is the one the bundle was loaded with.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from installation import backends
+from models import backends
 from models.bundle import Bundle
 from models.litert import plan_batches
 

@@ -1,7 +1,7 @@
 """What turns latents into uint8 frames for the one render path: LiteRT (the kiosk) or TensorFlow (by option).
 
 Both backends do the same arithmetic (generator, upscaler, round to 0..255) and take one chunk of latents
-whose size is one of `batch_sizes` (None: any). `installation.render.Renderer` chunks, checks and warms them up.
+whose size is one of `batch_sizes` (None: any). `models.render.Renderer` chunks, checks and warms them up.
 TensorFlow is imported only when its backend is built, so a kiosk on LiteRT never loads it.
 """
 
