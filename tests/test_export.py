@@ -302,6 +302,9 @@ def test_partials_of_killed_exports_are_removed_by_the_next_export(vivid_bundle,
         process.wait()
     (killed,) = tmp_path.glob(".long.mp4.partial-*")
     assert killed.name.startswith(f".long.mp4.partial-{process.pid}-")
+    # The killed export's ffmpeg runs on for a moment (its own session) and, on a busy machine, may only then
+    # open its output, re-creating a partial removed before that; a real next export comes long after.
+    assert wait_until(lambda: not processes_naming(killed.name), timeout=60)
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         running = tmp_path / f".long.mp4.partial-{sleeper.pid}-abc123.mp4"
@@ -323,6 +326,18 @@ def test_partials_of_killed_exports_are_removed_by_the_next_export(vivid_bundle,
         sleeper.wait()
     assert left == {"long.mp4", running.name, fresh_legacy.name, *(path.name for path in unrelated)}
     assert len(decode(out, 64, 64)) == 12
+
+
+def processes_naming(text: str) -> list[int]:
+    """Ids of the running processes whose command line contains `text` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if text.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def can_mount_tmpfs(path: Path) -> bool:
