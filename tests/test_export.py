@@ -229,7 +229,7 @@ def test_interrupted_export_leaves_no_file(vivid_bundle, tmp_path, signum):
         time.sleep(1.0)  # let frames flow through ffmpeg
         process.send_signal(signum)
         _, err = process.communicate(timeout=60)
-    assert process.returncode == 128 + signum
+    assert process.returncode == 128 + signum, err
     assert f"interrupted by {signal.Signals(signum).name}: export stopped, nothing written" in err.splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
 
