@@ -38,33 +38,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cv2  # noqa: E402
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from installation import export as exporter  # noqa: E402
+from installation import video as exporter  # noqa: E402
 from installation.latent import WalkConfig, loop_times, walk_batch  # noqa: E402
 from models import bundle, dcgan, srgan  # noqa: E402
 from models.render import Renderer  # noqa: E402
+from tests.support import he_initialise  # noqa: E402
 
 SIZE = 512
 FPS = 30.0
 BUNDLES = {"64px+x4": (64, 1.0), "128px+x4": (128, 0.25)}
 DEFAULT_PRESET = next(f.default for f in dataclasses.fields(exporter.ExportConfig) if f.name == "preset")
-
-
-def he_initialise(model, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        weights = layer.get_weights()
-        if not weights or weights[0].ndim < 2:
-            continue
-        kernel = weights[0]
-        if isinstance(layer, keras.layers.Conv2DTranspose):  # (kh, kw, out, in), stride 2
-            fan_in = kernel.shape[0] * kernel.shape[1] * kernel.shape[3] / 4
-        else:
-            fan_in = kernel.size / kernel.shape[-1]
-        weights[0] = rng.normal(0.0, np.sqrt(2.0 / fan_in), kernel.shape).astype(np.float32)
-        layer.set_weights(weights)
 
 
 def make_bundle(path: Path, resolution: int, width_multiplier: float) -> Path:

@@ -473,7 +473,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["export"]:
-        from installation.export import main as export_main
+        from installation.video import main as export_main
 
         return export_main(argv[1:])
     args = parse_args(argv)

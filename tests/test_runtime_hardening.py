@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from conftest import wait_until
 from pythonosc.udp_client import SimpleUDPClient
+from support import killed_on_exit
 
 from installation.app import Piece
 from installation.config import RuntimeConfig
@@ -255,14 +256,10 @@ def catches(pid: int, signum: int) -> bool:
 def test_a_signal_while_starting_is_one_line(tiny_bundle, tmp_path, signum):
     """Ctrl-C while the model loads used to print a KeyboardInterrupt traceback; SIGHUP killed it silently."""
     process, _ = start_piece(tmp_path, tiny_bundle)
-    try:
+    with killed_on_exit(process):
         assert wait_until(lambda: catches(process.pid, signal.SIGHUP), timeout=60)  # the piece's handlers are in
         process.send_signal(signum)
         _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 128 + signum
     assert err == f"interrupted by {signal.Signals(signum).name} while starting; nothing shown\n"
 

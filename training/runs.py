@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from models.bundle import write_json_atomic
+from models.grid import image_grid  # noqa: F401  (the trainers' sample grids: one grid for the project)
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -151,21 +152,6 @@ def to_uint8(images) -> np.ndarray:
     """Float images in [-1, 1] -> uint8 in [0, 255], rounding rather than truncating."""
     array = np.asarray(images, dtype=np.float32)
     return np.clip(np.rint((array + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def image_grid(images: np.ndarray, columns: int, gap: int = 2, fill: int = 16) -> np.ndarray:
-    """Tile NHWC uint8 images into one picture with `gap` pixels between them."""
-    count, height, width, channels = images.shape
-    columns = max(1, min(columns, count))
-    rows = -(-count // columns)
-    grid = np.full(
-        (rows * height + (rows - 1) * gap, columns * width + (columns - 1) * gap, channels), fill, np.uint8
-    )
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        top, left = row * (height + gap), column * (width + gap)
-        grid[top : top + height, left : left + width] = image
-    return grid
 
 
 def save_png(array: np.ndarray, path: str | Path) -> str | Path:

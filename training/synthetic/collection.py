@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from models.grid import image_grid
 from training.synthetic.render import MAX_SIZE, MIN_SIZE, check_seed, check_size, render_mask
 
 logger = logging.getLogger("training.synthetic")
@@ -65,23 +66,8 @@ def generate_collection(out_dir, count: int, size: int = 128, seed: int = 0, *, 
 
 
 def contact_sheet(images: Sequence[np.ndarray], columns: int, *, gap: int = 2, background: int = 255) -> np.ndarray:
-    """Tiles equally sized HxWx3 images into a grid, `gap` pixels apart."""
-    if len(images) == 0:
-        raise ValueError("contact_sheet needs at least one image")
-    if int(columns) < 1:
-        raise ValueError(f"columns must be at least 1, got {columns}")
-    h, w = images[0].shape[:2]
-    channels = images[0].shape[2] if images[0].ndim == 3 else 1
-    columns = min(int(columns), len(images))
-    rows = -(-len(images) // columns)
-    sheet = np.full((rows * h + (rows - 1) * gap, columns * w + (columns - 1) * gap, channels), background,
-                    np.uint8)
-    for k, img in enumerate(images):
-        if img.shape[:2] != (h, w):
-            raise ValueError(f"contact_sheet images must share one size: {img.shape[:2]} vs {(h, w)}")
-        r, c = divmod(k, columns)
-        sheet[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = img.reshape(h, w, channels)
-    return sheet if channels != 1 else sheet[..., 0]
+    """Tiles equally sized HxWx3 images into a grid, `gap` pixels apart, on white."""
+    return image_grid(images, columns, gap=gap, background=background)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
