@@ -150,3 +150,83 @@ def test_warm_start_takes_the_networks_and_extra_generator_updates_count(tiny_da
     missing = cli("dcgan", "--data", str(tiny_dataset), "--out", str(tmp_path / "third"), *TINY, "--steps", "2",
                   "--strategy", "cpu", "--init-from", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "holds no checkpoint to start from" in missing.stderr
+
+
+def cross_entropy(logits, label: float) -> float:
+    return float(tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.fill(tf.shape(logits), label), logits)))
+
+
+def train_with_one_network_frozen(trainer, frozen_optimizer, real_images, loops=6, steps=4):
+    """`loops` x `steps` steps of the real training loop on one fixed real batch, with `frozen_optimizer`'s
+    learning rate at 0 meanwhile: only the other network learns."""
+    rate = float(frozen_optimizer.learning_rate)
+    frozen_optimizer.learning_rate = 0.0
+    iterator = iter(trainer.strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(real_images).repeat()))
+    for _ in range(loops):
+        trainer.train_steps(iterator, tf.constant(steps))
+    frozen_optimizer.learning_rate = rate
+
+
+def test_each_network_lowers_its_loss_while_the_other_is_frozen(tiny_dataset, tmp_path):
+    # A GAN's two losses need not fall together, but each network's updates must lower its own loss against a
+    # fixed opponent. The losses are computed here, apart from the trainer's loss code, so a build whose
+    # optimizer step, learning rate, gradients or loss sign is wrong fails.
+    config = DCGANConfig(data=str(tiny_dataset), out=str(tmp_path / "run"), resolution=64, width_multiplier=0.0625,
+                         batch_size=8, steps=100, steps_per_loop=4, strategy="cpu", learning_rate=1e-3)
+    trainer = DCGANTrainer(prepare_run_dir(config.out, config, resume=False))
+    real_images = next(iter(trainer.dataset()))
+    latent = tf.random.stateless_normal([8, config.latent_dim], seed=[1, 2])
+
+    def discriminator_loss():
+        fake_images = trainer.generator(latent, training=True)
+        return (cross_entropy(trainer.discriminator(real_images, training=True), 1.0)
+                + cross_entropy(trainer.discriminator(fake_images, training=True), 0.0))
+
+    def generator_loss():
+        return cross_entropy(trainer.discriminator(trainer.generator(latent, training=True), training=True), 1.0)
+
+    before = discriminator_loss()
+    train_with_one_network_frozen(trainer, trainer.generator_optimizer, real_images)
+    after = discriminator_loss()
+    assert after < 0.6 * before, (before, after)
+
+    before = generator_loss()
+    train_with_one_network_frozen(trainer, trainer.discriminator_optimizer, real_images)
+    after = generator_loss()
+    assert after < 0.6 * before, (before, after)
+
+
+DCGAN_CHECKPOINT_OBJECTS = {"step", "generator", "discriminator", "generator_optimizer", "discriminator_optimizer",
+                            "noise", "save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def test_a_run_folder_in_the_flat_config_layout_resumes_at_its_step(tiny_dataset, tmp_path):
+    """Run folders written before StrategyConfig was nested store its fields flat; they must resume exactly."""
+    run = tmp_path / "run"
+    run.mkdir()
+    flat = {
+        "augment": "none", "batch_size": 8, "beta1": 0.5, "checkpoint_every": 500, "data": str(tiny_dataset),
+        "discriminator_learning_rate": None, "ema_decay": 0.0, "flip": False, "generator_updates": 1,
+        "init_from": None, "keep_checkpoints": 3, "label_smoothing": 0.0, "latent_dim": 100, "learning_rate": 0.0002,
+        "log_every": 50, "loss": "bce", "minibatch_stddev": False, "mixed_precision": "none", "out": str(run),
+        "r1_gamma": 0.0, "resolution": 64, "sample_every": 500, "seed": 0, "spectral_norm": False, "steps": 2,
+        "steps_per_loop": 2, "strategy": "cpu", "tpu": None, "tpu_project": None, "tpu_zone": None,
+        "upsampling": "transposed", "width_multiplier": 0.0625,
+    }
+    (run / "config.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
+    config = DCGANConfig(**{**{key: value for key, value in flat.items() if not key.startswith("tpu")},
+                            "strategy": StrategyConfig("cpu")})
+    DCGANTrainer(config).train()
+    saved = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    assert {name.split("/")[0] for name, _ in tf.train.list_variables(saved)} == DCGAN_CHECKPOINT_OBJECTS
+
+    result = cli("dcgan", "--out", str(run), "--resume", "--steps", "4")
+    assert result.returncode == 0, result.stderr
+    assert "resumed from" in result.stderr and "at step 2" in result.stderr
+    final = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    assert final.endswith("ckpt-4") and optimizer_iterations(final) == 4
+    stored = json.loads((run / "config.json").read_text())
+    assert stored == {**flat, "steps": 4}
+    resolved = prepare_run_dir(run, DCGANConfig(data="", out=str(run)), resume=True)
+    assert resolved.strategy == StrategyConfig("cpu") and resolved.steps == 4

@@ -4,40 +4,15 @@ convert-litert."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
 
+from training.options import add_options, explicit_values, from_flat_dict
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, NotADirectoryError, ConnectionError)
-
-
-def parse_bool(text: str) -> bool:
-    """'true'/'false' (also yes/no, on/off, 1/0) for boolean options."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "yes", "on", "1"):
-        return True
-    if lowered in ("false", "no", "off", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; use true or false")
-
-
-def dataclass_arguments(parser: argparse.ArgumentParser, config_class, skip=()) -> None:
-    """One `--flag` per dataclass field, defaulting to None so the command knows what was given explicitly."""
-    for field in dataclasses.fields(config_class):
-        if field.name in skip:
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        default = field.default if field.default is not dataclasses.MISSING else None
-        kind = {"int": int, "float": float, "bool": parse_bool}.get(str(field.type).split(" ")[0], str)
-        parser.add_argument(flag, dest=field.name, type=kind, default=None, help=f"default: {default}")
-
-
-def explicit_values(args: argparse.Namespace, config_class) -> dict:
-    names = {field.name for field in dataclasses.fields(config_class)}
-    return {key: value for key, value in vars(args).items() if key in names and value is not None}
 
 
 def run_ingest(args) -> int:
@@ -68,7 +43,7 @@ def base_config(args, config_class):
         from training.strategy import use_logical_cpus
 
         use_logical_cpus(args.logical_cpus)
-    return config_class(**{"data": "", **given}) if args.resume else config_class(**given), set(given)
+    return from_flat_dict(config_class, {"data": "", **given} if args.resume else given), set(given)
 
 
 def run_dcgan(args) -> int:
@@ -132,12 +107,13 @@ def add_sr_commands(commands) -> None:
     from training.srgan import SRGANConfig
 
     srgan = commands.add_parser("srgan", help="train an SRGAN upscaler on an ingested dataset")
-    dataclass_arguments(srgan, SRGANConfig, skip=("vgg_random_weights",))
+    add_options(srgan, SRGANConfig)
     srgan.add_argument("--vgg-random-weights", dest="vgg_random_weights", action="store_const", const=True,
-                       default=None, help="testing only: a VGG content loss with untrained weights")
+                       default=None, help="Testing only: a VGG content loss with untrained weights.")
     srgan.add_argument("--resume", action="store_true",
-                       help="continue the run in --out at its saved step (may extend --pretrain-steps/--gan-steps)")
-    srgan.add_argument("--logical-cpus", type=int, default=0, help="split the CPU into N devices (testing)")
+                       help="Continue the run in --out at its saved step (may extend --pretrain-steps/--gan-steps).")
+    srgan.add_argument("--logical-cpus", type=int, default=0,
+                       help="Split the CPU into N logical devices, to exercise replication without GPUs (testing).")
     srgan.set_defaults(handler=run_srgan)
 
     evaluate = commands.add_parser("eval-sr", help="PSNR/SSIM of an upscaler vs bicubic on held-out images")
@@ -221,9 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(handler=run_ingest)
 
     train = commands.add_parser("dcgan", help="train a DCGAN on an ingested dataset")
-    dataclass_arguments(train, DCGANConfig)
-    train.add_argument("--resume", action="store_true", help="continue the run in --out at its saved step")
-    train.add_argument("--logical-cpus", type=int, default=0, help="split the CPU into N devices (testing)")
+    add_options(train, DCGANConfig)
+    train.add_argument("--resume", action="store_true", help="Continue the run in --out at its saved step.")
+    train.add_argument("--logical-cpus", type=int, default=0,
+                       help="Split the CPU into N logical devices, to exercise replication without GPUs (testing).")
     train.set_defaults(handler=run_dcgan)
 
     export = commands.add_parser("export", help="write a run's generator into a model bundle")

@@ -1,9 +1,8 @@
-"""DCGAN training: a custom loop under `strategy.run`, checkpointed, resumable, observable."""
+"""DCGAN training: the networks, the adversarial step and the sample grid; training.controller runs the loop."""
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,18 +13,11 @@ import tensorflow as tf
 from models import dcgan
 from training import data
 from training.augment import diff_augment, parse_policy
-from training.cluster import StopAgreement, WorkerPlaces, role_from_environment
-from training.precision import agree_on_finite, check_precision, dtype_policy, wrap_optimizer
-from training.runs import (
-    CHECKPOINT_DIR,
-    LoopKeeper,
-    StopSignals,
-    image_grid,
-    publish_samples,
-    run_path,
-    to_uint8,
-)
-from training.strategy import StrategyConfig, check_global_batch, make_strategy
+from training.controller import ControllerConfig, Phase, Trainer, make_optimizer, moving_average
+from training.options import check_options, option
+from training.precision import PRECISIONS, agree_on_finite, check_precision, dtype_policy
+from training.runs import CHECKPOINT_DIR, image_grid, publish_samples, run_path, to_uint8
+from training.strategy import nest_strategy
 
 log = logging.getLogger(__name__)
 
@@ -34,80 +26,59 @@ LOSSES = ("bce", "hinge")
 
 
 @dataclass(frozen=True)
-class DCGANConfig:
-    data: str
-    out: str
-    resolution: int = 128  # new pieces; 64 stays supported
-    width_multiplier: float = 1.0
-    latent_dim: int = dcgan.LATENT_DIM
-    steps: int = 10_000
-    batch_size: int = 64
-    learning_rate: float = 2e-4
-    beta1: float = 0.5
-    label_smoothing: float = 0.0
-    # Generator updates per discriminator update; the classic DCGAN code runs two so that D's loss does not
-    # collapse to zero (a D far ahead of G is where mode collapse starts).
-    generator_updates: int = 1
-    init_from: str | None = None  # warm start: the networks (not the optimizers or step) of another run
-    # The classic DCGAN is the default of every option below (transposed, bce, no augmentation, no EMA...), so a
-    # run without them reproduces the seed's network; the recipes in training/recipes name the refinements.
-    upsampling: str = "transposed"  # or "resize": nearest resize + 3x3 conv, no checkerboard by construction
-    loss: str = "bce"  # or "hinge" (Lim & Ye 2017; with spectral normalisation, as SN-GAN and BigGAN train)
-    spectral_norm: bool = False  # spectral normalisation of every discriminator layer (replaces its batch norm)
-    minibatch_stddev: bool = False  # the discriminator sees each batch's variety (Karras et al. 2018)
-    augment: str = "none"  # DiffAugment policy on real and generated images alike: e.g. "color,translation,cutout"
-    flip: bool = False  # mirror real images at random (the collection's masks are roughly symmetric)
-    ema_decay: float = 0.0  # exponential moving average of G's weights, exported instead of the raw ones; 0 = off
-    r1_gamma: float = 0.0  # R1 gradient penalty on real images (Mescheder et al. 2018); 0 = off
-    discriminator_learning_rate: float | None = None  # default: learning_rate (TTUR when different)
-    mixed_precision: str = "none"  # or mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16 (TPUs)
-    steps_per_loop: int = 10
-    checkpoint_every: int = 500
-    sample_every: int = 500
-    log_every: int = 50
-    keep_checkpoints: int = 3
-    seed: int = 0
-    strategy: str = "auto"
-    tpu: str | None = None
-    tpu_zone: str | None = None
-    tpu_project: str | None = None
+class DCGANConfig(ControllerConfig):
+    """A DCGAN training run. The classic DCGAN is the default of every option (transposed, bce, no augmentation,
+    no EMA...), so a run without them reproduces the seed's network; the recipes in training/recipes name the
+    refinements."""
+
+    data: str = option(help="Dataset folder written by `python -m training ingest` (local or gs://).")
+    out: str = option(help="Run folder for the config, checkpoints, samples and TensorBoard logs.")
+    resolution: int = option(128, "Side of the generated images in pixels (128 for new pieces; 64 stays supported).",
+                             choices=dcgan.SUPPORTED_RESOLUTIONS)
+    width_multiplier: float = option(1.0, "Scales every layer's filter count; small values make tiny test models.",
+                                     range="0.01..4")
+    latent_dim: int = option(dcgan.LATENT_DIM, "Length of the noise vector the generator turns into an image.",
+                             range="1..4096")
+    steps: int = option(10_000, "Training steps to reach (a resumed run may raise it).", range=f"1..{10**9}")
+    batch_size: int = option(64, "Global batch: images per step over all replicas (a multiple of the replicas).",
+                             range="1..65536")
+    learning_rate: float = option(2e-4, "Adam learning rate of the generator (and of D unless set apart).",
+                                  range="(0, 1]")
+    beta1: float = option(0.5, "Adam's first-moment decay; DCGAN's 0.5 keeps the adversarial game stable.",
+                          range="[0, 1)")
+    label_smoothing: float = option(0.0, "One-sided label smoothing: D's target for real images is 1 minus this.",
+                                    range="[0, 0.5)")
+    # The classic DCGAN code runs two so that D's loss does not collapse to zero (a D far ahead of G is where mode
+    # collapse starts).
+    generator_updates: int = option(1, "Generator updates per discriminator update.", range="1..10")
+    init_from: str | None = option(None, "Warm start: take the networks (not the optimizers or step) of this run.")
+    upsampling: str = option("transposed", "Generator upsampling: transposed convolutions, or nearest resize + 3x3 "
+                             "conv (resize: no checkerboard by construction).", choices=dcgan.UPSAMPLING_KINDS)
+    loss: str = option("bce", "Adversarial loss: bce (DCGAN) or hinge (with spectral norm, as SN-GAN and BigGAN "
+                       "train).", choices=LOSSES)
+    spectral_norm: bool = option(False, "Spectral normalisation of every discriminator layer (replaces its batch "
+                                 "norm).")
+    minibatch_stddev: bool = option(False, "Let the discriminator see each batch's variety (Karras et al. 2018).")
+    augment: str = option("none", "DiffAugment policy on real and generated images alike, e.g. "
+                          "color,translation,cutout (none: off).")
+    flip: bool = option(False, "Mirror real images at random (the collection's masks are roughly symmetric).")
+    ema_decay: float = option(0.0, "Decay of an exponential moving average of G's weights, exported instead of the "
+                              "raw ones (0: off).", range="[0, 1)")
+    r1_gamma: float = option(0.0, "Weight of the R1 gradient penalty on real images (Mescheder et al. 2018; 0: off).",
+                             range="0..1000")
+    discriminator_learning_rate: float | None = option(None, "The discriminator's own learning rate (TTUR); "
+                                                       "unset, it is --learning-rate.", range="(0, 1]")
+    mixed_precision: str = option("none", "Compute precision: mixed_float16 on GPUs (with loss scaling), "
+                                  "mixed_bfloat16 on TPUs.", choices=PRECISIONS)
 
     def __post_init__(self):
+        nest_strategy(self)
         dcgan.check_resolution(self.resolution)
         dcgan.check_width(self.width_multiplier)
-        ranges = {
-            "latent_dim": (1, 4096), "steps": (1, 10**9), "batch_size": (1, 65536), "steps_per_loop": (1, 10_000),
-            "checkpoint_every": (1, 10**9), "sample_every": (1, 10**9), "log_every": (1, 10**9),
-            "keep_checkpoints": (1, 1000), "generator_updates": (1, 10),
-        }
         dcgan.check_upsampling(self.upsampling)
         parse_policy(self.augment)
         check_precision(self.mixed_precision)
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss {self.loss!r} is unknown; choose one of {', '.join(LOSSES)}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay {self.ema_decay} is outside the allowed range [0, 1)")
-        if not 0 <= self.r1_gamma <= 1000:
-            raise ValueError(f"r1_gamma {self.r1_gamma} is outside the allowed range 0..1000")
-        if self.discriminator_learning_rate is not None and not 0 < self.discriminator_learning_rate <= 1:
-            raise ValueError(
-                f"discriminator_learning_rate {self.discriminator_learning_rate} is outside the allowed range (0, 1]"
-            )
-        for name, (low, high) in ranges.items():
-            value = getattr(self, name)
-            if not low <= value <= high:
-                raise ValueError(f"{name} {value} is outside the allowed range {low}..{high}")
-        if not 0 < self.learning_rate <= 1:
-            raise ValueError(f"learning_rate {self.learning_rate} is outside the allowed range (0, 1]")
-        if not 0 <= self.beta1 < 1:
-            raise ValueError(f"beta1 {self.beta1} is outside the allowed range [0, 1)")
-        if not 0 <= self.label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing {self.label_smoothing} is outside the allowed range [0, 0.5)")
-        StrategyConfig(self.strategy, self.tpu, self.tpu_zone, self.tpu_project)
-
-    @property
-    def strategy_config(self) -> StrategyConfig:
-        return StrategyConfig(self.strategy, self.tpu, self.tpu_zone, self.tpu_project)
+        check_options(self)
 
 
 def sample_noise(count: int, latent_dim: int, seed: int) -> np.ndarray:
@@ -119,12 +90,11 @@ def build_generator(config: DCGANConfig) -> keras.Model:
     return dcgan.generator(config.resolution, config.latent_dim, config.width_multiplier, config.upsampling)
 
 
-class DCGANTrainer:
+class DCGANTrainer(Trainer):
+    name = "dcgan"
+
     def __init__(self, config: DCGANConfig, strategy: tf.distribute.Strategy | None = None):
-        self.config = config
-        self.run_dir = run_path(config.out)  # a local Path, or a gs:// URL
-        self.strategy = strategy or make_strategy(config.strategy_config)
-        check_global_batch(config.batch_size, self.strategy)
+        super().__init__(config, strategy)
         image_size = data.load_manifest(config.data)["image_size"]
         if image_size < config.resolution:
             raise ValueError(
@@ -132,11 +102,6 @@ class DCGANTrainer:
                 f"{config.resolution}; re-ingest with --image-size {config.resolution} or more"
             )
         self.augment_policy = parse_policy(config.augment)
-        # With several workers only the chief writes the run folder; the others save into a temporary folder.
-        self.chief = self.strategy.extended.should_checkpoint
-        self.places = WorkerPlaces(self.run_dir, self.chief)
-        multiworker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        self.stop_agreement = StopAgreement(self.strategy, multiworker and role_from_environment().workers > 1)
         # The seed names the whole run: initial weights here, data order and noise below. (Several workers would
         # agree anyway, since the chief's initial values are broadcast; a one-process rerun needs the seed.)
         keras.utils.set_random_seed(config.seed)
@@ -150,21 +115,16 @@ class DCGANTrainer:
             self.average_generator = build_generator(config) if config.ema_decay else None
             if self.average_generator is not None:
                 self.average_generator.set_weights(self.generator.get_weights())
-            self.generator_optimizer = wrap_optimizer(
-                keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1), config.mixed_precision
+            self.generator_optimizer = make_optimizer(
+                config.learning_rate, config.beta1, self.generator.trainable_variables, config.mixed_precision
             )
-            self.discriminator_optimizer = wrap_optimizer(
-                keras.optimizers.Adam(config.discriminator_learning_rate or config.learning_rate, beta_1=config.beta1),
-                config.mixed_precision,
+            self.discriminator_optimizer = make_optimizer(
+                config.discriminator_learning_rate or config.learning_rate, config.beta1,
+                self.discriminator.trainable_variables, config.mixed_precision,
             )
-            # Built now so a checkpoint restores their slots immediately rather than on first use.
-            self.generator_optimizer.build(self.generator.trainable_variables)
-            self.discriminator_optimizer.build(self.discriminator.trainable_variables)
             # Created in the strategy scope, the generator gives each replica its own stream.
             self.noise = tf.random.Generator.from_seed(config.seed)
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.checkpoint = tf.train.Checkpoint(
-            step=self.step,
+        self.attach(
             generator=self.generator,
             discriminator=self.discriminator,
             generator_optimizer=self.generator_optimizer,
@@ -172,25 +132,24 @@ class DCGANTrainer:
             noise=self.noise,
             **({"average_generator": self.average_generator} if self.average_generator is not None else {}),
         )
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self.places.checkpoint_dir, max_to_keep=config.keep_checkpoints if self.chief else 1
-        )
         self.fixed_noise = sample_noise(64, config.latent_dim, config.seed + 1)
-        self.train_steps = tf.function(self.train_steps_fn)
+        self.train_steps = self.loop(self.replica_step, 4, self.after_step)
+
+    def phases(self) -> list[Phase]:
+        return [Phase(self.config.steps, self.train_steps, ("d_loss", "g_loss", "d_real", "d_fake"),
+                      {"d": "d_loss", "g": "g_loss"})]
 
     def restore(self) -> int:
-        latest = tf.train.latest_checkpoint(str(self.places.restore_dir))
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            log.info("resumed from %s at step %d", latest, int(self.step))
-        elif self.config.init_from:
+        """Resume at the saved step; a new run with --init-from takes that run's networks (not its optimizers)."""
+        if self.config.init_from and tf.train.latest_checkpoint(str(self.places.restore_dir)) is None:
             source = tf.train.latest_checkpoint(str(run_path(self.config.init_from, CHECKPOINT_DIR)))
             if source is None:
                 raise FileNotFoundError(f"--init-from {self.config.init_from} holds no checkpoint to start from")
             networks = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator)
             networks.restore(source).expect_partial().assert_existing_objects_matched()
             log.info("networks initialised from %s; optimizers and step start fresh", source)
-        return int(self.step)
+            return int(self.step)
+        return super().restore()
 
     def discriminator_input(self, images):
         return diff_augment(images, self.augment_policy, self.noise)
@@ -220,11 +179,6 @@ class DCGANTrainer:
         if self.config.mixed_precision == "mixed_float16":
             gradients = agree_on_finite(gradients)
         optimizer.apply_gradients(zip(gradients, variables, strict=True))
-
-    def average(self, per_example):
-        # Each replica divides by the *global* batch: the optimizer sums gradients across replicas,
-        # so the sum of these per-replica means is the mean over the whole global batch.
-        return tf.nn.compute_average_loss(tf.reshape(per_example, [-1]), global_batch_size=self.config.batch_size)
 
     def replica_step(self, real_images):
         """One simultaneous D and G update on this replica's share of the global batch."""
@@ -263,16 +217,15 @@ class DCGANTrainer:
             scaled_loss = self.generator_optimizer.scale_loss(loss)
         self.apply(self.generator_optimizer, scaled_loss, tape, self.generator.trainable_variables)
 
-    def update_average(self):
-        """average <- decay * average + (1 - decay) * weights, with a warm-up so early steps are not frozen in.
-
-        Runs in cross-replica context: the generator's mirrored weights are identical on every replica after
-        the update, and assigning a mirrored variable there updates every copy.
-        """
-        step = tf.cast(self.step, tf.float32)
-        decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step))
-        for average, weight in zip(self.average_generator.weights, self.generator.weights, strict=True):
-            average.assign(decay * average + (1.0 - decay) * tf.convert_to_tensor(weight))
+    def after_step(self):
+        """Per step, in cross-replica context: one set of batch-norm statistics, and the weight average."""
+        if self.strategy.num_replicas_in_sync > 1:
+            self.synchronise_statistics()
+        if self.average_generator is not None:
+            # A warm-up, so that the first steps' weights are not frozen into the average.
+            step = tf.cast(self.step, tf.float32)
+            moving_average(self.average_generator, self.generator,
+                           tf.minimum(self.config.ema_decay, (1.0 + step) / (10.0 + step)))
 
     def synchronise_statistics(self):
         """Average the batch-norm moving statistics over the replicas (one all-reduce for all of them).
@@ -294,21 +247,6 @@ class DCGANTrainer:
             variable.assign(tf.reshape(mean[offset : offset + size], variable.shape))
             offset += size
 
-    def train_steps_fn(self, iterator, count):
-        """`count` steps in one graph call: Python overhead paid once per loop, not once per step."""
-        metrics = (tf.constant(0.0),) * 4
-        for _ in tf.range(count):
-            per_replica = self.strategy.run(self.replica_step, args=(next(iterator),))
-            metrics = tuple(
-                self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in per_replica
-            )
-            if self.strategy.num_replicas_in_sync > 1:
-                self.synchronise_statistics()
-            if self.average_generator is not None:
-                self.update_average()
-            self.step.assign_add(1)
-        return metrics
-
     def dataset(self, options: tf.distribute.InputOptions | None = None):
         """Each worker reads its own share of the shards (see data.make_dataset); per-replica batches."""
         return data.distributed_dataset(
@@ -324,41 +262,9 @@ class DCGANTrainer:
     def samples(self) -> np.ndarray:
         return to_uint8(self.exported_generator(self.fixed_noise, training=False))
 
-    def save_samples(self, step: int, writer) -> str | Path | None:
-        if not self.chief:
-            return None
+    def input_for(self, start_step: int):
+        """The seeded data order from its start: a resumed DCGAN run does not skip what it saw."""
+        return self.dataset()
+
+    def save_samples(self, step: int, writer) -> str | Path:
         return publish_samples(self.run_dir, step, image_grid(self.samples(), columns=8), writer)
-
-    def close(self) -> None:
-        """Delete what a worker other than the chief wrote (its checkpoints); the chief's run folder stays."""
-        self.places.cleanup()
-
-    def train(self) -> dict:
-        try:
-            return self.train_loop()
-        finally:
-            self.close()
-
-    def train_loop(self) -> dict:
-        config = self.config
-        start = self.restore()
-        iterator = iter(self.dataset())
-        writer = tf.summary.create_file_writer(str(run_path(self.run_dir, "logs"))) if self.chief \
-            else tf.summary.create_noop_writer()
-        metrics = {}
-        step = start
-        with StopSignals() as stop, writer.as_default():
-            keeper = LoopKeeper(self, "dcgan", config.steps, start, writer, stop, "with a lower --learning-rate",
-                                agree=self.stop_agreement)
-            while step < config.steps:
-                count = min(config.steps_per_loop, config.steps - step)
-                began = time.perf_counter()
-                values = self.train_steps(iterator, tf.constant(count))
-                d_loss, g_loss, real_score, fake_score = (float(v) for v in values)
-                elapsed = time.perf_counter() - began
-                previous, step = step, int(self.step)
-                metrics = {"d_loss": d_loss, "g_loss": g_loss, "d_real": real_score, "d_fake": fake_score,
-                           "steps_per_second": count / elapsed}
-                keeper.after(previous, step, metrics, {"d": d_loss, "g": g_loss})
-            keeper.finish(step)
-        return {"step": step, **metrics}

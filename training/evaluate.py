@@ -16,8 +16,9 @@ import numpy as np
 
 from models import bundle, metrics
 from training import data
+from training.checkpoints import restore_upscaler
 from training.runs import CONFIG_FILE, save_png, to_uint8
-from training.srgan import bicubic_downscale, bicubic_upscale, comparison_strip, holdout_ids, read_images_by_id
+from training.srgan.pairs import bicubic_downscale, bicubic_upscale, comparison_strip, holdout_ids, read_images_by_id
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,6 @@ def load_upscaler(model_path: str | Path) -> tuple[keras.Model, dict]:
         return model, {"scale": int(info["scale"]), "output_size": int(info["output_size"]),
                        "holdout": training.get("holdout"), "data": training.get("data"), "steps": info.get("steps")}
     if (path / CONFIG_FILE).is_file():
-        from training.export import restore_upscaler
-
         model, config, step = restore_upscaler(path)
         return model, {"scale": config["scale"], "output_size": config["hr_size"], "holdout": config["holdout"],
                        "data": config["data"], "steps": step}

@@ -2,57 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-import tensorflow as tf
-
-from models import bundle, dcgan
-from training import data
-from training.runs import CHECKPOINT_DIR, CONFIG_FILE, is_file, read_text, run_path
-from training.srgan import build_upscaler
+from models import bundle
+from training import data, litert
+from training.checkpoints import (  # noqa: F401 (re-exported: callers import these from training.export)
+    checkpoint_at,
+    checkpoint_step,
+    latest_checkpoint,
+    read_run_config,
+    restore_generator,
+    restore_upscaler,
+)
+from training.evaluate import evaluate_upscaler
 
 log = logging.getLogger(__name__)
-
-
-def read_run_config(run_dir: str | Path) -> dict:
-    path = run_path(run_dir, CONFIG_FILE)
-    if not is_file(path):
-        raise FileNotFoundError(f"{path} is missing: {run_dir} is not a training run folder")
-    return json.loads(read_text(path))
-
-
-def latest_checkpoint(run_dir: str | Path) -> str:
-    checkpoint = tf.train.latest_checkpoint(str(run_path(run_dir, CHECKPOINT_DIR)))
-    if checkpoint is None:
-        raise FileNotFoundError(f"{run_path(run_dir, CHECKPOINT_DIR)} holds no checkpoint; train first")
-    return checkpoint
-
-
-def checkpoint_at(run_dir: str | Path, step: int) -> str:
-    path = Path(run_dir) / CHECKPOINT_DIR / f"ckpt-{step}"
-    if not Path(f"{path}.index").is_file():
-        raise FileNotFoundError(f"{run_dir} holds no checkpoint at step {step}")
-    return str(path)
-
-
-def checkpoint_step(checkpoint: str) -> int:
-    return int(checkpoint.rsplit("-", 1)[-1])
-
-
-def restore_generator(run_dir: str | Path, step: int | None = None):
-    """Rebuild the generator a DCGAN run describes and load its latest weights (or those saved at `step`)."""
-    config = read_run_config(run_dir)
-    generator = dcgan.generator(
-        config["resolution"], config["latent_dim"], config["width_multiplier"], config.get("upsampling", "transposed")
-    )
-    checkpoint = latest_checkpoint(run_dir) if step is None else checkpoint_at(run_dir, step)
-    step = tf.Variable(0, dtype=tf.int64)
-    # With a weight average in the run, that average is the generator to show (see DCGANTrainer).
-    role = "average_generator" if config.get("ema_decay") else "generator"
-    tf.train.Checkpoint(**{role: generator}, step=step).restore(checkpoint).expect_partial()
-    return generator, config, int(step.numpy())
 
 
 def dataset_section(data_dir: str) -> dict:
@@ -61,8 +26,6 @@ def dataset_section(data_dir: str) -> dict:
 
 
 def export_generator(run_dir: str | Path, bundle_dir: str | Path) -> dict:
-    from training import litert
-
     generator, config, step = restore_generator(run_dir)
     saved = bundle.save_model(bundle_dir, "generator.keras", generator)
     info = {
@@ -87,29 +50,12 @@ def export_generator(run_dir: str | Path, bundle_dir: str | Path) -> dict:
     return manifest
 
 
-def restore_upscaler(run_dir: str | Path):
-    """Rebuild the upscaler an SRGAN run describes and load its latest weights."""
-    config = read_run_config(run_dir)
-    if "hr_size" not in config:
-        raise ValueError(f"{run_dir} is not an SRGAN run (its config has no hr_size); pass the upscaler's run folder")
-    upscaler = build_upscaler(config)
-    checkpoint = latest_checkpoint(run_dir)
-    step = tf.Variable(0, dtype=tf.int64)
-    # A run that keeps a weight average exports the average (what its sample strips show).
-    key = "ema_upscaler" if config.get("ema_decay", 0) else "upscaler"
-    tf.train.Checkpoint(step=step, **{key: upscaler}).restore(checkpoint).expect_partial()
-    return upscaler, config, int(step.numpy())
-
-
 def export_upscaler(run_dir: str | Path, bundle_dir: str | Path, data_dir: str | None = None) -> dict:
     """Write a run's upscaler into a bundle and record it, with held-out metrics when the dataset is reachable.
 
     input_size is the bundle generator's resolution when the bundle has a generator (that is what the upscaler
     will see), else the run's LR crop size.
     """
-    from training import litert
-    from training.evaluate import evaluate_upscaler
-
     upscaler, config, step = restore_upscaler(run_dir)
     manifest_path = Path(bundle_dir) / bundle.MANIFEST
     existing = bundle.read_manifest(bundle_dir) if manifest_path.is_file() else {}

@@ -1,11 +1,10 @@
-"""What every training run shares: the run folder, its resolved config, stop signals, sample images."""
+"""What every training run shares: the run folder, its resolved config, stop signals, sample images (the loop
+that uses them is training.controller)."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
-import os
 import signal
 import sys
 import threading
@@ -17,6 +16,7 @@ from PIL import Image
 
 from models.bundle import write_json_atomic
 from models.grid import image_grid  # noqa: F401  (the trainers' sample grids: one grid for the project)
+from training.options import from_flat_dict, to_flat_dict
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -97,14 +97,14 @@ def prepare_run_dir(
     run takes the stored config, overriding only the fields in RESUMABLE_OVERRIDES the user gave explicitly.
     With `write=False` (a worker that is not the chief) the folder is only read. The folder may be a gs:// URL.
     """
-    wanted = dataclasses.asdict(config)
+    wanted = to_flat_dict(config)
     stored_path = run_path(run_dir, CONFIG_FILE)
     if resume:
         if not is_file(stored_path) or not has_checkpoint(run_dir):
             raise ValueError(f"{run_dir} holds no checkpoint to resume; drop --resume to start a new run there")
         stored = json.loads(read_text(stored_path))
         overrides = {key: wanted[key] for key in RESUMABLE_OVERRIDES if key in explicit and key in stored}
-        config = dataclasses.replace(config, **{**stored, **overrides})
+        config = from_flat_dict(type(config), {**stored, **overrides})
     elif is_file(stored_path):
         stored = json.loads(read_text(stored_path))
         differences = config_differences(stored, wanted)
@@ -115,11 +115,18 @@ def prepare_run_dir(
             )
         if has_checkpoint(run_dir):
             raise ValueError(f"{run_dir} already holds a run with checkpoints; pass --resume to continue it")
-    if write and is_remote(run_dir):
-        write_bytes(stored_path, (json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True) + "\n").encode())
-    elif write:
-        write_json_atomic(stored_path, dataclasses.asdict(config))
+    if write:
+        write_config(run_dir, config)
     return config
+
+
+def write_config(run_dir: str | Path, config: Any) -> None:
+    """The run's resolved config as config.json (flat keys: see training.options)."""
+    stored_path = run_path(run_dir, CONFIG_FILE)
+    if is_remote(run_dir):
+        write_bytes(stored_path, (json.dumps(to_flat_dict(config), indent=2, sort_keys=True) + "\n").encode())
+    else:
+        write_json_atomic(stored_path, to_flat_dict(config))
 
 
 class StopSignals:
@@ -175,61 +182,3 @@ def progress_kwargs() -> dict:
     """tqdm settings: lively on a terminal, a line every 30 s in a log file."""
     interactive = sys.stderr.isatty()
     return {"dynamic_ncols": True, "mininterval": 0.5 if interactive else 30.0, "file": sys.stderr}
-
-
-def crossed(previous: int, current: int, every: int) -> bool:
-    """True when a multiple of `every` lies in (previous, current]."""
-    return current // every > previous // every
-
-
-class LoopKeeper:
-    """The bookkeeping every training loop does around its chunks of steps: the progress bar, the finite-loss
-    check, TensorBoard scalars, sample images, checkpoints, and the checkpoint-then-stop on SIGINT/SIGTERM.
-
-    `trainer` has `config` (log_every, sample_every, checkpoint_every), `manager` (a CheckpointManager),
-    `run_dir` and `save_samples(step, writer)`. `agree(requested) -> bool` turns this process's stop request
-    into the decision all workers of a cluster share (see training.cluster.StopAgreement); every decision that
-    leads to a checkpoint save is the same on every worker, because a save is a collective there.
-    """
-
-    def __init__(self, trainer, name: str, total: int, start: int, writer, stop: StopSignals, fix_hint: str,
-                 agree=None):
-        from tqdm import tqdm
-
-        self.trainer, self.total, self.writer, self.stop, self.fix_hint = trainer, total, writer, stop, fix_hint
-        self.agree = agree or (lambda requested: requested)
-        self.bar = tqdm(total=total, initial=min(start, total), unit="step", desc=name, **progress_kwargs())
-
-    def after(self, previous: int, step: int, metrics: dict, losses: dict) -> None:
-        import numpy as np
-        import tensorflow as tf
-
-        config, manager = self.trainer.config, self.trainer.manager
-        if not all(np.isfinite(value) for value in losses.values()):
-            self.bar.close()
-            raise FloatingPointError(
-                f"losses became non-finite at step {step} ({losses}); resume from the last checkpoint {self.fix_hint}"
-            )
-        self.bar.update(step - previous)
-        self.bar.set_postfix({name: f"{value:.3f}" for name, value in losses.items()}, refresh=False)
-        if crossed(previous, step, config.log_every) or step == self.total:
-            for name, value in metrics.items():
-                tf.summary.scalar(name, value, step=step)
-        if crossed(previous, step, config.sample_every):
-            self.trainer.save_samples(step, self.writer)
-        if crossed(previous, step, config.checkpoint_every):
-            manager.save(checkpoint_number=step)
-        if self.agree(self.stop.requested):
-            manager.save(checkpoint_number=step)
-            self.bar.close()
-            # A worker that was not signalled itself stops because another one was (preemption of one host).
-            raise TrainingInterrupted(step, self.stop.signum or signal.SIGTERM)
-
-    def finish(self, step: int) -> None:
-        """A final checkpoint (unless the last chunk just wrote it) and samples at the last step."""
-        manager = self.trainer.manager
-        if manager.latest_checkpoint != os.path.join(str(manager.directory), f"ckpt-{step}"):
-            manager.save(checkpoint_number=step)
-        self.trainer.save_samples(step, self.writer)
-        self.bar.close()
-        self.writer.flush()

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from training.options import check_options, option
+
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "cpu", "mirrored", "multiworker", "tpu")
@@ -16,14 +18,27 @@ STRATEGIES = ("auto", "cpu", "mirrored", "multiworker", "tpu")
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    name: str = "auto"
-    tpu: str | None = None
-    tpu_zone: str | None = None
-    tpu_project: str | None = None
+    """Where a run computes; every trainer config holds one (stored flat in config.json: strategy, tpu, ...)."""
+
+    name: str = option("auto", "Where to train: auto picks a named TPU, a TF_CONFIG cluster, the GPUs, else the CPU.",
+                       choices=STRATEGIES, key="strategy")
+    tpu: str | None = option(None, "TPU name or grpc:// address for --strategy tpu; unset, $TPU_NAME names it.")
+    tpu_zone: str | None = option(None, "Cloud zone of the TPU, when its name alone does not find it.")
+    tpu_project: str | None = option(None, "Cloud project of the TPU, when its name alone does not find it.")
 
     def __post_init__(self):
-        if self.name not in STRATEGIES:
-            raise ValueError(f"strategy {self.name!r} is unknown; choose one of {', '.join(STRATEGIES)}")
+        check_options(self)
+
+
+def strategy_option():
+    """The `strategy` field every trainer config holds: a StrategyConfig, offered as --strategy, --tpu, ..."""
+    return option(help="Where to train (see StrategyConfig).", nested=StrategyConfig, default_factory=StrategyConfig)
+
+
+def nest_strategy(config) -> None:
+    """Let callers write `strategy="cpu"` for `strategy=StrategyConfig("cpu")`."""
+    if isinstance(config.strategy, str):
+        object.__setattr__(config, "strategy", StrategyConfig(config.strategy))
 
 
 def make_strategy(config: StrategyConfig) -> tf.distribute.Strategy:

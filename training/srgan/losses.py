@@ -1,0 +1,76 @@
+"""SRGAN losses, per example (each replica averages them over the global batch): pixel, content, adversarial,
+and the grid-locked pattern term."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def per_example_mean(values: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+
+PERIOD_WINDOW = 8
+
+
+def periodic_pattern(images: tf.Tensor, period: int, window: int = PERIOD_WINDOW) -> tf.Tensor:
+    """The local pattern that repeats every `period` pixels: (N, period^2, H / (period * window), ...) values.
+
+    Each pixel's deviation from the mean of its period x period cell, averaged over window x window cells at
+    the same phase. Content averages out; a pattern locked to the pixel grid (the hatching an x`period` pixel
+    shuffle prints under adversarial training, and which the checkerboard figure counts) does not. Matching
+    this to the target's, under an L1 loss, forbids the hatching without damping other fine detail.
+    """
+    shape = tf.shape(images)
+    cells_y, cells_x = shape[1] // period, shape[2] // period
+    cells = tf.reshape(images[:, : cells_y * period, : cells_x * period],
+                       [shape[0], cells_y, period, cells_x, period, shape[3]])
+    deviation = cells - tf.reduce_mean(cells, axis=[2, 4], keepdims=True)
+    phases = tf.reshape(tf.transpose(deviation, [0, 2, 4, 1, 3, 5]),
+                        [shape[0] * period * period, cells_y, cells_x, shape[3]])
+    local = tf.nn.avg_pool2d(phases, window, window, "VALID")
+    return tf.reshape(local, [shape[0], period * period, tf.shape(local)[1], tf.shape(local)[2], shape[3]])
+
+
+def feature_matching(features: list[tf.Tensor]) -> tf.Tensor:
+    """Per-example mean L1 between the fake and real halves of each feature map, averaged over the maps.
+
+    The real half is a constant target: this loss trains the upscaler, never the discriminator.
+    """
+    halves = [tf.split(both, 2) for both in features]
+    return feature_distance([fake for _, fake in halves], [real for real, _ in halves], l1=True)
+
+
+def pixel_loss(kind: str, sr: tf.Tensor, hr: tf.Tensor) -> tf.Tensor:
+    """Mean absolute (`l1`) or squared (`mse`) difference."""
+    difference = sr - hr
+    return per_example_mean(tf.abs(difference) if kind == "l1" else tf.square(difference))
+
+
+def cross_entropy(logits: tf.Tensor, label: float) -> tf.Tensor:
+    """Sigmoid cross-entropy of every logit (per patch, or one) against `label`, averaged per example."""
+    return per_example_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), label),
+                                                                    logits=logits))
+
+
+def adversarial_losses(gan_loss: str, real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-example (discriminator, generator) losses of `gan_loss` (bce, hinge or ragan); logits may be per patch."""
+    if gan_loss == "hinge":
+        return (per_example_mean(tf.nn.relu(1.0 - real_logits)) + per_example_mean(tf.nn.relu(1.0 + fake_logits)),
+                -per_example_mean(fake_logits))
+    if gan_loss == "ragan":
+        # The batch averages are per replica: each replica compares its reals with its own fakes.
+        real_relative = real_logits - tf.reduce_mean(fake_logits, axis=0, keepdims=True)
+        fake_relative = fake_logits - tf.reduce_mean(real_logits, axis=0, keepdims=True)
+        return (cross_entropy(real_relative, 1.0) + cross_entropy(fake_relative, 0.0),
+                cross_entropy(real_relative, 0.0) + cross_entropy(fake_relative, 1.0))
+    return cross_entropy(real_logits, 1.0) + cross_entropy(fake_logits, 0.0), cross_entropy(fake_logits, 1.0)
+
+
+def feature_distance(sr_features: list[tf.Tensor], hr_features: list[tf.Tensor], l1: bool) -> tf.Tensor:
+    """Sum of per-example feature MSEs, or (`l1`) the mean over the maps of their L1 distances (as pix2pixHD)."""
+    hr_features = [tf.stop_gradient(features) for features in hr_features]
+    if l1:
+        return tf.add_n([per_example_mean(tf.abs(s - h)) for s, h in zip(sr_features, hr_features, strict=True)]
+                        ) / len(sr_features)
+    return tf.add_n([per_example_mean(tf.square(s - h)) for s, h in zip(sr_features, hr_features, strict=True)])
