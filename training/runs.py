@@ -7,7 +7,6 @@ import io
 import json
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from PIL import Image
 from models.bundle import write_json_atomic
 from models.grid import image_grid  # noqa: F401  (the trainers' sample grids: one grid for the project)
 from training.options import from_flat_dict, to_flat_dict
+from training.signals import HandledSignals
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -129,12 +129,12 @@ def write_config(run_dir: str | Path, config: Any) -> None:
         write_json_atomic(stored_path, to_flat_dict(config))
 
 
-class StopSignals:
+class StopSignals(HandledSignals):
     """Turn SIGINT/SIGTERM into a flag the loop checks, so it can checkpoint before exiting."""
 
     def __init__(self):
+        super().__init__()
         self.signum: int | None = None
-        self.previous: dict[int, Any] = {}
 
     def handle(self, signum, frame):
         self.signum = signum
@@ -142,17 +142,6 @@ class StopSignals:
     @property
     def requested(self) -> bool:
         return self.signum is not None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self.previous[signum] = signal.signal(signum, self.handle)
-        return self
-
-    def __exit__(self, *exc):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-        return False
 
 
 def to_uint8(images) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import signal
-import threading
 from typing import Any
 
 import tensorflow as tf
@@ -13,6 +12,7 @@ from PIL import Image
 
 from training.dataset_format import MANIFEST_NAME, REPORT_NAME, REVIEW_SHEET_NAME, join_path
 from training.ingest.config import IngestInterrupted
+from training.signals import HandledSignals
 
 
 class ShardWriter:
@@ -85,27 +85,13 @@ def remove_temporaries(out_dir: str, shard_dir: str, token: str | None = None) -
     return removed
 
 
-class StopOnSignals:
+class StopOnSignals(HandledSignals):
     """SIGINT, SIGTERM and SIGHUP raise IngestInterrupted in the main thread, so the temporary files are
     removed on the way out; further signals are ignored while that happens."""
 
     SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
-    def __init__(self):
-        self.previous: dict[int, Any] = {}
-
-    def _raise(self, signum, frame):
+    def handle(self, signum, frame):
         for other in self.previous:
             signal.signal(other, signal.SIG_IGN)
         raise IngestInterrupted(signum)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
-                self.previous[signum] = signal.signal(signum, self._raise)
-        return self
-
-    def __exit__(self, *exc):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-        return False
