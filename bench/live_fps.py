@@ -9,7 +9,12 @@ weights). Render ms/frame is measured with both backends called in turn, round b
 both alike: at batch 1 (a steered frame) and batch 3 (the live loop's render-ahead batch).
 
     python bench/live_fps.py [--seconds 10]
+    python bench/live_fps.py --bundle assets/models/default [--seconds 20 --json FILE]
     python bench/live_fps.py --ndi [--seconds 8 --rounds 3]
+
+With --bundle: that trained bundle end to end at its display size, as the piece runs it (LiteRT, captions on),
+against the naive loop on the same bundle; --json writes the figures for the model card (studio.model_card
+--frame-rate FILE).
 
 With --ndi: the 512 px pipeline with NDI output off and on, in alternating rounds, while an NDI receiver in
 another process (found through 127.0.0.1) pulls the frames, so that the sender really encodes every frame.
@@ -41,6 +46,7 @@ from installation.display import Display  # noqa: E402
 from installation.latent import Walker  # noqa: E402
 from models import bundle as bundles  # noqa: E402
 from models import dcgan, srgan  # noqa: E402
+from models.files import write_json_atomic  # noqa: E402
 from models.render import Renderer  # noqa: E402
 from training.litert import convert_bundle  # noqa: E402
 
@@ -80,9 +86,11 @@ def render_ms(bundle_dir: Path, rounds: int = 40) -> dict:
     return {key: 1000 * statistics.median(values) for key, values in samples.items()}
 
 
-def run_pipeline(bundle_dir: Path, size: int, seconds: float, ndi: bool = False, backend: str = "auto") -> dict:
+def run_pipeline(bundle_dir: Path, size: int, seconds: float, ndi: bool = False, backend: str = "auto",
+                 captions: bool = False) -> dict:
     config = RuntimeConfig(model=str(bundle_dir), windowed=True, width=size, height=size, fps=60.0,
-                           frames=0, stats_every=3600.0, ndi=ndi, ndi_name=NDI_NAME, captions=False, backend=backend)
+                           frames=0, stats_every=3600.0, ndi=ndi, ndi_name=NDI_NAME, captions=captions,
+                           backend=backend)
     piece = Piece.from_config(config, display=Display(windowed=True, size=(size, size)))
     piece.renderer.warm_up()
     began, cpu_began = time.monotonic(), time.process_time()
@@ -231,12 +239,38 @@ def bench_ndi(seconds: float, rounds: int) -> int:
     return 0
 
 
+def bench_bundle(bundle_dir: Path, seconds: float, json_out: str | None) -> int:
+    """A trained bundle end to end at its display size: new frames a second on screen, and the naive loop's rate."""
+    loaded = bundles.load_bundle(bundle_dir, with_index=False)
+    size = loaded.resolution * loaded.upscale_factor
+    print(f"{os.cpu_count()} CPU cores, {seconds:.0f} s per run, display target 60 fps, {bundle_dir}: "
+          f"{loaded.resolution} px generator -> {size} px, load average {os.getloadavg()[0]:.1f}")
+    ours = run_pipeline(bundle_dir, size, seconds, captions="index" in loaded.manifest)
+    naive = run_naive(bundle_dir, size, seconds)
+    figures = {"bundle": str(bundle_dir), "size": size, "seconds": seconds, "cpu_cores": os.cpu_count(),
+               "load_average": round(os.getloadavg()[0], 2), "new_frames_per_s": round(ours["new_frames_per_s"], 1),
+               "displayed_fps": round(ours["displayed_fps"], 1), "render_ms_batch_1": round(ours["render_ms"], 2),
+               "captions": "index" in loaded.manifest, "naive_fps": round(naive["displayed_fps"], 1)}
+    print(f"  piece : {figures['new_frames_per_s']:6.1f} new frames/s, {figures['displayed_fps']:6.1f} displayed/s "
+          f"(target >= 30 new frames/s); render {figures['render_ms_batch_1']:.2f} ms per frame at batch 1")
+    print(f"  naive : {figures['naive_fps']:6.1f} frames/s (model.predict per frame)")
+    print(f"  ratio : {figures['new_frames_per_s'] / figures['naive_fps']:6.2f}x")
+    if json_out:
+        write_json_atomic(Path(json_out), figures)
+        print(f"figures written to {json_out}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--bundle", help="a trained bundle, measured end to end at its display size")
+    parser.add_argument("--json", help="with --bundle: write the figures to this JSON file")
     parser.add_argument("--ndi", action="store_true", help="measure what NDI output costs the 512 px live loop")
     parser.add_argument("--rounds", type=int, default=3, help="alternating off/on rounds with --ndi")
     args = parser.parse_args(argv)
+    if args.bundle:
+        return bench_bundle(Path(args.bundle), args.seconds, args.json)
     if args.ndi:
         return bench_ndi(args.seconds, args.rounds)
     print(f"{os.cpu_count()} CPU cores, {args.seconds:.0f} s per run, display target 60 fps")

@@ -98,7 +98,7 @@ def folder_size(path: Path) -> int:
 
 
 def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, inspect_report: Path | None,
-               recipe: Path | None) -> Path:
+               recipe: Path | None, frame_rate: Path | None = None) -> Path:
     from training.runs import image_grid, save_png  # the grid helper training uses for its sample grids
 
     bundle = load_bundle(bundle_dir)
@@ -155,12 +155,17 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
         f"- Held-out evaluation: PSNR-Y {figure(metrics, 'psnr_y')} dB vs bicubic "
         f"{figure(metrics, 'bicubic_psnr_y')} dB; SSIM-Y {figure(metrics, 'ssim_y', 4)} vs "
         f"{figure(metrics, 'bicubic_ssim_y', 4)}; PSNR-RGB {figure(metrics, 'psnr_rgb')} dB vs "
-        f"{figure(metrics, 'bicubic_psnr_rgb')} dB.", "",
+        f"{figure(metrics, 'bicubic_psnr_rgb')} dB.",
+        "- An upscaler trained adversarially to draw texture gives up some PSNR/SSIM against one trained on pixel "
+        "loss alone (the perception-distortion trade-off, Blau & Michaeli 2018): the detail it draws is plausible, "
+        "not the exact pixels of the original, so the display-size spectra and patch statistics below are its "
+        "measure, with PSNR/SSIM reported beside bicubic as a floor.", "",
         "## Provenance index", "",
         f"- {index.get('count', 'no')} images, extractor {extractor.get('name', '-')}; layers "
         f"{layer_summary(extractor)}.",
     ]
     lines += quality_section(manifest.get("quality") or {})
+    lines += frame_rate_section(json.loads(frame_rate.read_text()) if frame_rate else None)
     for layer, summary in novelty.items():
         share = summary.get("memorised_share")
         lines.append(f"- Novelty at the {layer} layer ({summary.get('samples', 100)} samples, inspection tool): "
@@ -178,6 +183,20 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
     card = bundle_dir / "MODEL_CARD.md"
     card.write_text("\n".join(lines))
     return card
+
+
+def frame_rate_section(figures: dict | None) -> list[str]:
+    """The live loop's frame rate as `bench/live_fps.py --bundle BUNDLE --json FILE` measured it."""
+    if not figures:
+        return ["", "## Frame rate", "", "- Not measured: run `python bench/live_fps.py --bundle BUNDLE --json FILE` "
+                "and pass `--frame-rate FILE`."]
+    return ["", "## Frame rate", "",
+            f"- `python bench/live_fps.py --bundle {figures['bundle']} --seconds {figures['seconds']:g}` on "
+            f"{figures['cpu_cores']} CPU cores (load average {figures['load_average']}): "
+            f"{figures['new_frames_per_s']} new frames a second at {figures['size']} px on screen "
+            f"({figures['displayed_fps']} displayed, captions {'on' if figures['captions'] else 'off'}), "
+            f"{figures['render_ms_batch_1']} ms to render one frame; a naive `model.predict` loop on the same "
+            f"bundle: {figures['naive_fps']} frames a second."]
 
 
 def quality_section(quality: dict) -> list[str]:
@@ -207,9 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sr-run", type=Path)
     parser.add_argument("--inspect", type=Path, help="report.json written by studio.inspection")
     parser.add_argument("--recipe", type=Path, help="the script that rebuilds the bundle")
+    parser.add_argument("--frame-rate", type=Path, help="figures written by bench/live_fps.py --bundle ... --json")
     args = parser.parse_args(argv)
     try:
-        card = write_card(args.model, args.dcgan_run, args.sr_run, args.inspect, args.recipe)
+        card = write_card(args.model, args.dcgan_run, args.sr_run, args.inspect, args.recipe, args.frame_rate)
     except (ValueError, FileNotFoundError) as error:
         for line in error_lines(error):
             print(f"error: {line}", file=sys.stderr)

@@ -20,11 +20,12 @@ export_bundle() {
     "$PYTHON" -m training index --model "$OUT.new" --data "$WORK/dataset" --run "$WORK/dcgan" --thumb-size 128
 }
 
-# publish_bundle RECIPE: the inspection report and model card of $OUT.new, which then replaces $OUT whole.
+# publish_bundle RECIPE: the inspection report, frame rate and model card of $OUT.new, which then replaces $OUT whole.
 publish_bundle() {
     "$PYTHON" -m studio.inspection --model "$OUT.new" --samples 100 --out "$WORK/inspect"
+    "$PYTHON" bench/live_fps.py --bundle "$OUT.new" --seconds 20 --json "$WORK/frame_rate.json"
     "$PYTHON" -m studio.model_card --model "$OUT.new" --dcgan-run "$WORK/dcgan" --sr-run "$WORK/sr" \
-        --inspect "$WORK/inspect/report.json" --recipe "$1"
+        --inspect "$WORK/inspect/report.json" --recipe "$1" --frame-rate "$WORK/frame_rate.json"
     rm -rf "$OUT.old" && { [ ! -d "$OUT" ] || mv "$OUT" "$OUT.old"; } && mv "$OUT.new" "$OUT" && rm -rf "$OUT.old"
     echo "bundle written to $OUT"
 }
