@@ -488,9 +488,11 @@ def main(argv: list[str] | None = None) -> int:
         print(config.to_toml())
         return 0
     running: list[Piece] = []  # the piece, once built: from then on a signal asks it to stop
+    received: list[int] = []  # stop signals that arrived while starting
 
     def on_signal(signum, frame):
         if not running:
+            received.append(signum)
             raise Interrupted(signum)
         running[0].request_stop(signum)
 
@@ -502,13 +504,15 @@ def main(argv: list[str] | None = None) -> int:
             from installation.kiosk import run_checks
 
             return 1 if run_checks(config) else 0
-        return run_piece(config, running)
+        return run_piece(config, running, received)
     except Interrupted as interrupt:
         print(f"interrupted by {interrupt} while starting; nothing shown", file=sys.stderr)
         return 128 + interrupt.signum
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):
+    # A BaseException, as KeyboardInterrupt is: a signal handler raises it wherever the main thread happens to
+    # be, and an `except Exception` on the way (a backend fallback, a retry) must not swallow it.
     """A stop signal arrived before the piece was running (loading the model, --check)."""
 
     def __init__(self, signum: int):
@@ -534,8 +538,12 @@ def refuse_early(config: runtime_config.RuntimeConfig) -> None:
         check_port(config)
 
 
-def run_piece(config: runtime_config.RuntimeConfig, running: list[Piece]) -> int:
-    """Build the piece, open the screen and run until stopped; 2 with one line when it cannot start."""
+def run_piece(config: runtime_config.RuntimeConfig, running: list[Piece], received: list[int]) -> int:
+    """Build the piece, open the screen and run until stopped; 2 with one line when it cannot start.
+
+    A stop signal while starting raises `Interrupted` from the handler, but when it lands in Python code that C
+    calls back (pygame loading its icon inside `set_mode`), the C side swallows the exception; `received` still
+    holds the signal, so each step of the start checks it and the piece never runs past a stop it was sent."""
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     from installation.display import NoDisplayError
     from installation.osc import OscStartError
@@ -544,7 +552,9 @@ def run_piece(config: runtime_config.RuntimeConfig, running: list[Piece]) -> int
     try:
         # The screen first: a machine that cannot show the piece says so at once, before the model loads.
         display = open_display(config)
+        stop_if_interrupted(received)
         piece = Piece.from_config(config, display=display)
+        stop_if_interrupted(received)
         running.append(piece)
         return piece.run()
     except (ValueError, FileNotFoundError, NoDisplayError, OscStartError) as error:  # RemoteStartError included
@@ -554,3 +564,9 @@ def run_piece(config: runtime_config.RuntimeConfig, running: list[Piece]) -> int
     finally:
         if display is not None:
             display.close()
+
+
+def stop_if_interrupted(received: list[int]) -> None:
+    """Raise `Interrupted` for a stop signal whose exception was swallowed on the way (see `run_piece`)."""
+    if received:
+        raise Interrupted(received[0])

@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class ExportInterrupted(Exception):
+class ExportInterrupted(BaseException):
+    # A BaseException, as KeyboardInterrupt is: a signal handler raises it wherever the main thread happens to
+    # be, and an `except Exception` on the way (a backend fallback, a retry) must not swallow it.
     """SIGINT, SIGTERM or SIGHUP arrived during an export (raised by the CLI's signal handler)."""
 
     def __init__(self, signum: int):

@@ -136,7 +136,9 @@ class ReviewPair:
     dropped: bool  # whether `other` was dropped as a duplicate of `kept`
 
 
-class IngestInterrupted(Exception):
+class IngestInterrupted(BaseException):
+    # A BaseException, as KeyboardInterrupt is: a signal handler raises it wherever the main thread happens to
+    # be, and an `except Exception` on the way (a backend fallback, a retry) must not swallow it.
     """SIGINT, SIGTERM or SIGHUP stopped ingest; its temporary files were removed."""
 
     def __init__(self, signum: int):
