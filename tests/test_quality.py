@@ -87,3 +87,27 @@ def test_the_command_measures_a_bundle_and_records_it(tiny_dataset, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "training", "quality", "--run", str(tmp_path), "--record"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "needs --model" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_display_size_figures_stand_beside_bicubic_of_the_same_frames(tiny_dataset, tmp_path):
+    """At display size the upscaler is judged against what bicubic makes of the very same generator frames."""
+    from conftest import make_bundle
+
+    bundle_dir = make_bundle(tmp_path / "bundle")  # an untrained upscaler: plain bilinear enlargement
+    report_path = tmp_path / "display.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "quality", "--model", str(bundle_dir), "--data", str(tiny_dataset),
+         "--samples", "16", "--collection", "16", "--display", "--out", str(report_path), "--record"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| figure | generated | same frames, bicubic | real vs real |" in result.stdout
+    report = json.loads(report_path.read_text())
+    assert report["size"] == 256 and report["display"] is True
+    upscaled, bicubic = report["generated"], report["bicubic"]
+    # Two smooth enlargements of the same frames: alike, and neither holds the collection's fine detail.
+    difference = abs(upscaled["high_frequency_ratio"] - bicubic["high_frequency_ratio"])
+    assert difference < 0.5 * bicubic["high_frequency_ratio"] + 0.05
+    assert upscaled["swd"] != bicubic["swd"]
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    assert manifest["quality"]["display"]["bicubic"] == bicubic

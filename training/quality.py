@@ -181,13 +181,15 @@ def compare(generated: np.ndarray, real: np.ndarray, training: np.ndarray, seed:
     }
 
 
-def quality_report(generated: np.ndarray, collection: np.ndarray, seed: int = 0) -> dict:
+def quality_report(generated: np.ndarray, collection: np.ndarray, seed: int = 0,
+                   alternatives: dict[str, np.ndarray] | None = None) -> dict:
     """Figures for `generated` against the collection, beside the same figures for two halves of the collection.
 
     The collection is split at random (by seed) into halves A and B; generated frames are compared with A, and
     half B is compared with half A the same way, so both columns measure against the same real images. For
     memorisation the generated frames are looked up in the whole collection (what the generator saw), half B
-    in half A.
+    in half A. `alternatives` (for example the same frames enlarged by bicubic instead of the upscaler) are
+    measured like the generated frames, each in its own column.
     """
     collection = np.asarray(collection)
     if len(collection) < 4:
@@ -195,7 +197,7 @@ def quality_report(generated: np.ndarray, collection: np.ndarray, seed: int = 0)
     order = np.random.default_rng(seed).permutation(len(collection))
     half = len(collection) // 2
     first, second = collection[order[:half]], collection[order[half : 2 * half]]
-    return {
+    report = {
         "samples": len(generated),
         "collection_images": 2 * half,
         "size": int(collection.shape[1]),
@@ -203,23 +205,32 @@ def quality_report(generated: np.ndarray, collection: np.ndarray, seed: int = 0)
         "generated": compare(np.asarray(generated), first, collection, seed),
         "real_vs_real": compare(second, first, first, seed),
     }
+    for name, images in (alternatives or {}).items():
+        report[name] = compare(np.asarray(images), first, collection, seed)
+    return report
 
 
 def format_table(report: dict) -> list[str]:
-    """Markdown rows: each figure for the generated frames beside the real-vs-real yardstick."""
-    generated, baseline = report["generated"], report["real_vs_real"]
+    """Markdown rows: each figure for the generated frames beside the real-vs-real yardstick (and any
+    alternative rendering of the same frames the report holds, such as bicubic enlargement)."""
+    columns = ["generated", *[name for name in ALTERNATIVES if name in report], "real_vs_real"]
     rows = [
         ("sliced Wasserstein distance (x1e3, mean of levels)", "swd", 2),
         ("log-spectral distance", "log_spectral_distance", 3),
         ("checkerboard ratio (period 2 and 4 power)", "checkerboard_ratio", 2),
         ("high-frequency ratio (top third of frequencies)", "high_frequency_ratio", 2),
-        (f"near-identical pairs among {generated['diversity_samples']}", "near_identical_pairs", 0),
+        (f"near-identical pairs among {report['generated']['diversity_samples']}", "near_identical_pairs", 0),
         ("memorisation share", "memorisation_share", 3),
     ]
-    lines = ["| figure | generated | real vs real |", "|---|---|---|"]
+    lines = ["| figure | " + " | ".join(COLUMN_TITLES[name] for name in columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]
     for label, key, digits in rows:
-        lines.append(f"| {label} | {generated[key]:.{digits}f} | {baseline[key]:.{digits}f} |")
-    levels = " / ".join(f"{size}: {value:.1f}" for size, value in generated["swd_per_level"].items())
-    baseline_levels = " / ".join(f"{size}: {value:.1f}" for size, value in baseline["swd_per_level"].items())
-    lines.append(f"| SWD per level (px: x1e3) | {levels} | {baseline_levels} |")
+        lines.append(f"| {label} | " + " | ".join(f"{report[name][key]:.{digits}f}" for name in columns) + " |")
+    levels = [" / ".join(f"{size}: {value:.1f}" for size, value in report[name]["swd_per_level"].items())
+              for name in columns]
+    lines.append("| SWD per level (px: x1e3) | " + " | ".join(levels) + " |")
     return lines
+
+
+ALTERNATIVES = ("bicubic",)
+COLUMN_TITLES = {"generated": "generated", "bicubic": "same frames, bicubic", "real_vs_real": "real vs real"}

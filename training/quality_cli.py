@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from models.bundle import write_json_atomic
@@ -46,8 +47,9 @@ def latents(count: int, latent_dim: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
 
 
-def generated_frames(config: QualityConfig) -> tuple[np.ndarray, str]:
-    """uint8 frames through the one render path (a bundle), or a run's exported generator; and the dataset."""
+def generated_frames(config: QualityConfig) -> tuple[np.ndarray, str, dict[str, np.ndarray]]:
+    """uint8 frames through the one render path (a bundle), or a run's exported generator; the dataset; and, at
+    display size, the same generator frames enlarged by bicubic (what the upscaler must beat)."""
     if config.model is not None:
         from models.bundle import load_bundle
         from models.render import Renderer
@@ -56,9 +58,15 @@ def generated_frames(config: QualityConfig) -> tuple[np.ndarray, str]:
         if config.display and bundle.upscaler is None:
             raise ValueError(f"{config.model} has no upscaler to measure at display size")
         renderer = Renderer(bundle, max_batch=16)
-        frames = renderer.render(latents(config.samples, bundle.latent_dim, config.seed), upscale=config.display)
+        noise = latents(config.samples, bundle.latent_dim, config.seed)
+        frames = renderer.render(noise, upscale=config.display)
+        alternatives = {}
+        if config.display:
+            size = frames.shape[1]
+            alternatives["bicubic"] = np.stack([cv2.resize(frame, (size, size), interpolation=cv2.INTER_CUBIC)
+                                                for frame in renderer.render(noise, upscale=False)])
         data_dir = bundle.manifest["generator"].get("training_config", {}).get("data")
-        return frames, config.data or data_dir
+        return frames, config.data or data_dir, alternatives
     from training.export import restore_generator
     from training.runs import to_uint8
 
@@ -66,7 +74,7 @@ def generated_frames(config: QualityConfig) -> tuple[np.ndarray, str]:
     noise = latents(config.samples, run_config["latent_dim"], config.seed)
     frames = np.concatenate([to_uint8(generator(noise[start : start + 64], training=False))
                              for start in range(0, len(noise), 64)])
-    return frames, config.data or run_config["data"]
+    return frames, config.data or run_config["data"], {}
 
 
 def collection_images(data_dir: str | None, size: int, count: int, seed: int) -> np.ndarray:
@@ -84,9 +92,9 @@ def collection_images(data_dir: str | None, size: int, count: int, seed: int) ->
 
 
 def run_quality(config: QualityConfig) -> dict:
-    frames, data_dir = generated_frames(config)
+    frames, data_dir, alternatives = generated_frames(config)
     collection = collection_images(data_dir, frames.shape[1], config.collection, config.seed)
-    report = {**quality.quality_report(frames, collection, config.seed), "data": data_dir,
+    report = {**quality.quality_report(frames, collection, config.seed, alternatives), "data": data_dir,
               "source": config.model or config.run, "display": config.display}
     if config.out:
         write_json_atomic(Path(config.out), report)
