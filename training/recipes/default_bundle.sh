@@ -8,7 +8,9 @@
 source "$(dirname "$0")/common.sh"  # set -euo pipefail, repository root, PYTHON, RESUME
 WORK=${WORK:-build/default-bundle}
 OUT=${OUT:-assets/models/default}
-DCGAN_STEPS=${DCGAN_STEPS:-6000}
+# 5,750 generator steps: the quality command on checkpoints of a 12,000-step run picked it (bench/README.md,
+# "Generator quality"); later, this discriminator wins too clearly and the samples start to repeat.
+DCGAN_STEPS=${DCGAN_STEPS:-5750}
 SR_PRETRAIN_STEPS=${SR_PRETRAIN_STEPS:-1000}
 SR_GAN_STEPS=${SR_GAN_STEPS:-4000}
 
