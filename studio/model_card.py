@@ -165,14 +165,15 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
         f"{layer_summary(extractor)}.",
     ]
     lines += quality_section(manifest.get("quality") or {})
-    lines += frame_rate_section(json.loads(frame_rate.read_text()) if frame_rate else None)
     for layer, summary in novelty.items():
         share = summary.get("memorised_share")
         lines.append(f"- Novelty at the {layer} layer ({summary.get('samples', 100)} samples, inspection tool): "
                      f"{'n/a' if share is None else f'{100 * share:.1f}%'} of samples are closer to a training "
-                     f"image than the dataset's own 95th-percentile nearest-neighbour similarity "
+                     f"image than the dataset's own {summary.get('threshold_percentile', 95)}th-percentile "
+                     f"nearest-neighbour similarity "
                      f"({summary.get('threshold_similarity')}); mean best similarity "
                      f"{summary.get('mean_best_similarity')}.")
+    lines += frame_rate_section(json.loads(frame_rate.read_text()) if frame_rate else None)
     if diversity.close_pairs:
         lines += ["", "## Known limitations", "",
                   f"- Partial mode collapse: {diversity.close_pairs} of the "
@@ -191,7 +192,7 @@ def frame_rate_section(figures: dict | None) -> list[str]:
         return ["", "## Frame rate", "", "- Not measured: run `python bench/live_fps.py --bundle BUNDLE --json FILE` "
                 "and pass `--frame-rate FILE`."]
     return ["", "## Frame rate", "",
-            f"- `python bench/live_fps.py --bundle {figures['bundle']} --seconds {figures['seconds']:g}` on "
+            f"- `python bench/live_fps.py --bundle BUNDLE --seconds {figures['seconds']:g}` on "
             f"{figures['cpu_cores']} CPU cores (load average {figures['load_average']}): "
             f"{figures['new_frames_per_s']} new frames a second at {figures['size']} px on screen "
             f"({figures['displayed_fps']} displayed, captions {'on' if figures['captions'] else 'off'}), "
