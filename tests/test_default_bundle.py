@@ -34,8 +34,9 @@ def test_manifest_is_complete_and_consistent_with_the_files(bundle):
     for section in ("generator", "upscaler"):
         assert (DEFAULT / manifest[section]["file"]).is_file()
     generator, upscaler, index = manifest["generator"], manifest["upscaler"], manifest["index"]
-    assert generator["resolution"] == 64 and generator["latent_dim"] == 100 and generator["steps"] > 0
-    assert upscaler["scale"] == 4 and upscaler["input_size"] == 64 and upscaler["output_size"] == 256
+    # The 512 px flagship (issue 15): a 128 px generator and the x4 upscaler.
+    assert generator["resolution"] == 128 and generator["latent_dim"] == 100 and generator["steps"] > 0
+    assert upscaler["scale"] == 4 and upscaler["input_size"] == 128 and upscaler["output_size"] == 512
     assert upscaler["metrics"]["psnr_y"] > upscaler["metrics"]["bicubic_psnr_y"]
     assert index["dataset"]["fingerprint"] == manifest["dataset"]["fingerprint"]
     early = np.load(DEFAULT / "index" / "early.npy", mmap_mode="r")
@@ -50,13 +51,13 @@ def test_manifest_is_complete_and_consistent_with_the_files(bundle):
     assert thumbnails[[0, index["count"] - 1]].shape == (2, index["thumb_size"], index["thumb_size"], 3)
     assert (DEFAULT / "MODEL_CARD.md").is_file() and (DEFAULT / "sample_grid.png").is_file()
     size = sum(path.stat().st_size for path in DEFAULT.rglob("*") if path.is_file())
-    assert size <= 30 * 2**20, f"bundle is {size / 2**20:.1f} MB"
+    assert size <= 40 * 2**20, f"bundle is {size / 2**20:.1f} MB"  # the flagship's budget (issue 15)
 
 
 def test_it_renders_through_the_real_render_path(renderer):
     latents = np.stack([keyframe(0, index, 100) for index in range(4)])
     frames = renderer.render(latents)
-    assert frames.shape == (4, 256, 256, 3) and frames.dtype == np.uint8
+    assert frames.shape == (4, 512, 512, 3) and frames.dtype == np.uint8
     assert np.array_equal(frames, renderer.render(latents))
     assert frames.std() > 20  # a picture, not a flat field
 
@@ -67,8 +68,8 @@ def diversity(renderer):
 
 
 def test_samples_are_diverse_and_never_near_identical(diversity):
-    # Measured on the committed bundle (MODEL_CARD.md): mean pairwise RMS 0.264 vs 0.014 for near-duplicates
-    # (18.8x); the closest of the 2016 pairs is at 0.046, over three times the near-duplicate distance.
+    # Measured on the committed bundle (MODEL_CARD.md): mean pairwise RMS 0.242 vs 0.013 for near-duplicates
+    # (18.7x); the closest of the 2016 pairs is at 0.054, over four times the near-duplicate distance.
     assert diversity.ratio > 10, diversity
     assert diversity.close_pairs == 0, diversity
     assert diversity.min_pairwise > 2 * diversity.near_duplicate, diversity

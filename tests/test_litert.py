@@ -161,7 +161,7 @@ def test_the_piece_export_and_captions_run_without_importing_tensorflow(tmp_path
     assert result.returncode == 0, result.stdout + result.stderr
     assert "imported: []" in result.stdout, result.stdout
     assert "backend: litert" in result.stdout and "caption: closest to:" in result.stdout
-    assert "renders 256 px frames with LiteRT" in result.stdout  # --check, and its display probe in a child process:
+    assert "renders 512 px frames with LiteRT" in result.stdout  # --check, and its display probe in a child process:
     assert "a rendered frame shown" in result.stdout
     assert (tmp_path / "shot.png").is_file() and (tmp_path / "loop.mp4").stat().st_size > 1000
     assert "Traceback" not in result.stderr
@@ -228,7 +228,8 @@ def test_a_feature_extractor_converted_for_another_index_is_not_used(tmp_path, c
     shutil.copytree(DEFAULT_MODEL, copy)
     info_path = copy / "index" / "index.json"
     info = json.loads(info_path.read_text())
-    info["extractor"]["invariance"] = {"mirror": True, "shift": 1, "blur_sigma": 1.0}  # a differently built index
+    built = info["extractor"].get("invariance") or {}
+    info["extractor"]["invariance"] = {**built, "shift": int(built.get("shift", 0)) + 2}  # a differently built index
     info_path.write_text(json.dumps(info))
     with caplog.at_level(logging.WARNING):
         captioner = open_captioner(copy, backend="auto")
