@@ -111,7 +111,7 @@ def test_index_dims_are_checked_against_the_manifest_and_the_arrays(default_copy
 
     edit(default_copy, lambda manifest: manifest["index"]["dims"].update(early=256))
     edit(default_copy, lambda info: info["dims"].update(late=64), "index/index.json")
-    with pytest.raises(BundleError, match=r"late\.npy holds float16 \(2791, 128\) but index\.json says dims\.late = "
+    with pytest.raises(BundleError, match=r"late\.npy holds float16 \(2791, 256\) but index\.json says dims\.late = "
                                           r"64"):
         bundle.read_index(default_copy)
 
@@ -342,4 +342,4 @@ def test_an_extractor_whose_features_disagree_with_the_index_is_named_by_check(t
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL  bundle")]
     assert len(failed) == 1, result.stdout
     assert f"{copy.resolve() / 'discriminator.keras'} gives features of {{'early': 128, 'late': 64}}" in failed[0]
-    assert "says dims {'early': 256, 'late': 128}" in failed[0]
+    assert "says dims {'early': 256, 'late': 256}" in failed[0]
