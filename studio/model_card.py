@@ -21,9 +21,12 @@ import numpy as np
 
 from installation.latent import keyframe
 from models.bundle import load_bundle, update_manifest
+from models.grid import image_grid
 from models.manifest import error_lines
 from models.metrics import pairwise_rms_distances
 from models.render import Renderer
+from training.quality import format_table
+from training.runs import save_png
 
 NEAR_DUPLICATE_NOISE = 0.05  # latent perturbation that makes a near-duplicate of a sample
 
@@ -99,8 +102,6 @@ def folder_size(path: Path) -> int:
 
 def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, inspect_report: Path | None,
                recipe: Path | None, frame_rate: Path | None = None) -> Path:
-    from training.runs import image_grid, save_png  # the grid helper training uses for its sample grids
-
     bundle = load_bundle(bundle_dir)
     renderer = Renderer(bundle)
     diversity = measure_diversity(renderer)
@@ -202,8 +203,6 @@ def frame_rate_section(figures: dict | None) -> list[str]:
 
 def quality_section(quality: dict) -> list[str]:
     """The quality command's figures (stored in the manifest by `python -m training quality --record`)."""
-    from training.quality import format_table
-
     if not quality:
         return ["", "## Quality", "", "- Not measured: run `python -m training quality --model BUNDLE --record` "
                 "(and `--display` for upscaled frames)."]

@@ -67,7 +67,7 @@ def generated_frames(config: QualityConfig) -> tuple[np.ndarray, str, dict[str, 
                                                 for frame in renderer.render(noise, upscale=False)])
         data_dir = bundle.manifest["generator"].get("training_config", {}).get("data")
         return frames, config.data or data_dir, alternatives
-    from training.export import restore_generator
+    from training.checkpoints import restore_generator
     from training.runs import to_uint8
 
     generator, run_config, _ = restore_generator(config.run, config.step)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from models.bundle import write_json_atomic
+from models.files import json_bytes, write_bytes_atomic
 from models.grid import image_grid  # noqa: F401  (the trainers' sample grids: one grid for the project)
 from training.options import from_flat_dict, to_flat_dict
 from training.signals import HandledSignals
@@ -77,11 +77,7 @@ def write_bytes(path: str | Path, payload: bytes) -> None:
         with tf.io.gfile.GFile(str(path), "wb") as stream:
             stream.write(payload)
         return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_bytes(payload)
-    temporary.replace(path)
+    write_bytes_atomic(Path(path), payload)
 
 
 def has_checkpoint(run_dir: str | Path) -> bool:
@@ -122,11 +118,7 @@ def prepare_run_dir(
 
 def write_config(run_dir: str | Path, config: Any) -> None:
     """The run's resolved config as config.json (flat keys: see training.options)."""
-    stored_path = run_path(run_dir, CONFIG_FILE)
-    if is_remote(run_dir):
-        write_bytes(stored_path, (json.dumps(to_flat_dict(config), indent=2, sort_keys=True) + "\n").encode())
-    else:
-        write_json_atomic(stored_path, to_flat_dict(config))
+    write_bytes(run_path(run_dir, CONFIG_FILE), json_bytes(to_flat_dict(config)))
 
 
 class StopSignals(HandledSignals):
