@@ -18,7 +18,6 @@ from installation import config as runtime_config
 from installation.captions import Captions
 from installation.compositor import Compositor, Overlays, pick_frame, placeholder
 from installation.controls import PARAMETERS, ControlState, Snapshot
-from installation.display import open_display
 from installation.kiosk import Health, Heartbeat, sd_notify
 from installation.latent import Walker, offset_direction
 from installation.ndi import NdiSwitch
@@ -545,7 +544,7 @@ def run_piece(config: runtime_config.RuntimeConfig, running: list[Piece], receiv
     calls back (pygame loading its icon inside `set_mode`), the C side swallows the exception; `received` still
     holds the signal, so each step of the start checks it and the piece never runs past a stop it was sent."""
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    from installation.display import NoDisplayError
+    from installation.display import NoDisplayError, open_display  # here: pygame only for a piece that runs
     from installation.osc import OscStartError
 
     display = None
