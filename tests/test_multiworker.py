@@ -200,3 +200,33 @@ def test_launcher_arguments_and_cluster_roles(tmp_path):
                             cwd=ROOT, env=environment(tmp_path / "scratch"), capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2 and result.stderr.strip().startswith("error: launch runs a training command")
+
+
+PEER_LOST = """
+import json, os, signal, sys, time
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+if index == 0:
+    print("step 1 of 9", file=sys.stderr, flush=True)
+    print("error: worker 0 lost contact with worker 1 (UnavailableError); restart all", file=sys.stderr, flush=True)
+    time.sleep(3)
+    sys.exit(1)
+time.sleep(0.5)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_chiefs_lost_contact_line_gives_way_to_the_one_line_naming_the_killed_worker(tmp_path, capfd):
+    """The chief may complain before the launcher sees its peer die: the report still holds one error line."""
+    status = launch([sys.executable, "-c", PEER_LOST], LaunchConfig(2, tmp_path / "logs", kill_seconds=1))
+    stderr = capfd.readouterr().err
+    assert status == 1
+    assert [line for line in stderr.splitlines() if line.startswith("error:")] == [stderr.strip().splitlines()[-1]]
+    assert "error: worker 1 (pid " in stderr and "was killed by SIGKILL" in stderr and "step 1 of 9" in stderr
+    assert "lost contact" in (tmp_path / "logs" / "worker-0.log").read_text()
+
+
+def test_a_chiefs_error_line_is_relayed_when_no_worker_failed(tmp_path, capfd):
+    script = "import sys; print('error: a warning-like line', file=sys.stderr); print('partial', end='')"
+    assert launch([sys.executable, "-c", script], LaunchConfig(1, tmp_path / "logs")) == 0
+    captured = capfd.readouterr()
+    assert "error: a warning-like line" in captured.err and "partial" in captured.out

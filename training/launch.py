@@ -116,6 +116,9 @@ class Worker:
         self.log.write(f"=== worker {index} started {time.strftime('%Y-%m-%d %H:%M:%S')}: {argv}\n".encode())
         self.lock = threading.Lock()
         self.muted = threading.Event()  # set once the launcher reports: the log keeps the rest
+        # The chief's own "error:" lines wait for the launcher's verdict: when a peer died first they are
+        # consequences (lost contact), and the launcher's one line names the cause instead.
+        self.held_errors: list[bytes] = []
         output = subprocess.PIPE if relay else self.log
         self.process = subprocess.Popen(
             argv, env=environment, stdout=output, stderr=subprocess.PIPE if relay else subprocess.STDOUT,
@@ -129,16 +132,24 @@ class Worker:
                 self.threads.append(thread)
 
     def tee(self, pipe, stream) -> None:
+        pending = b""
         for chunk in iter(lambda: pipe.read1(65536), b""):
             with self.lock:
                 self.log.write(chunk)
             if self.muted.is_set():
                 continue
-            if hasattr(stream, "buffer"):
-                stream.buffer.write(chunk)
+            pending, ready = hold_error_lines(pending + chunk, self.held_errors)
+            write_to(stream, ready)
+        if pending and not self.muted.is_set():
+            if pending.startswith(ERROR_PREFIX):
+                self.held_errors.append(pending + b"\n")
             else:
-                stream.write(chunk.decode("utf-8", "replace"))
-            stream.flush()
+                write_to(stream, pending)
+
+    def release_held_errors(self, stream) -> None:
+        """Relay the held "error:" lines after all: nobody else's failure explains them."""
+        write_to(stream, b"".join(self.held_errors))
+        self.held_errors.clear()
 
     @property
     def pid(self) -> int:
@@ -155,6 +166,32 @@ class Worker:
         for thread in self.threads:
             thread.join(timeout=5)
         self.log.close()
+
+
+ERROR_PREFIX = b"error:"
+
+
+def hold_error_lines(data: bytes, held: list[bytes]) -> tuple[bytes, bytes]:
+    """Split relayed output into (an unfinished line kept back, what may be written now); whole lines that
+    start with "error:" go to `held`. A progress bar's unfinished line passes at once, an error's waits."""
+    lines = data.split(b"\n")
+    unfinished = lines.pop()
+    ready = []
+    for line in lines:
+        (held if line.startswith(ERROR_PREFIX) else ready).append(line + b"\n")
+    if ERROR_PREFIX.startswith(unfinished[: len(ERROR_PREFIX)]) and unfinished:
+        return unfinished, b"".join(ready)
+    return b"", b"".join(ready) + unfinished
+
+
+def write_to(stream, data: bytes) -> None:
+    if not data:
+        return
+    if hasattr(stream, "buffer"):
+        stream.buffer.write(data)
+    else:
+        stream.write(data.decode("utf-8", "replace"))
+    stream.flush()
 
 
 def stop_all(workers: list[Worker], kill_seconds: float) -> None:
@@ -194,11 +231,13 @@ def supervise(workers: list[Worker], config: LaunchConfig) -> int:
         first_exit = None
         while True:
             codes = [worker.process.poll() for worker in workers]
-            failed = next((worker for worker, code in zip(workers, codes, strict=True)
-                           if code is not None and code != 0 and code not in INTERRUPTED), None)
+            failed = first_failure(workers, codes)
             if failed is not None and not received:
                 return report_failure(failed, workers, config)
             if all(code is not None for code in codes):
+                for worker in workers:
+                    worker.close()
+                    worker.release_held_errors(sys.stderr)
                 return summarise(workers, codes, received)
             if first_exit is None and any(code is not None for code in codes):
                 first_exit = time.monotonic()
@@ -214,6 +253,14 @@ def supervise(workers: list[Worker], config: LaunchConfig) -> int:
             signal.signal(signum, handler)
         for worker in workers:
             worker.close()
+
+
+def first_failure(workers: list[Worker], codes: list[int | None]) -> Worker | None:
+    """The worker whose failure explains the others': one killed by a signal before one that exited with an
+    error (its peers exit with "lost contact" once it is gone)."""
+    failures = [(code > 0, worker.index, worker) for worker, code in zip(workers, codes, strict=True)
+                if code is not None and code != 0 and code not in INTERRUPTED]
+    return min(failures, key=lambda failure: failure[:2])[2] if failures else None
 
 
 def report_failure(failed: Worker, workers: list[Worker], config: LaunchConfig) -> int:
