@@ -10,8 +10,9 @@ import tensorflow as tf
 
 from models import dcgan
 from training.augment import diff_augment, parse_policy
-from training.dcgan import DCGANConfig, DCGANTrainer
+from training.dcgan import DCGANConfig, DCGANTrainer, build_generator
 from training.runs import prepare_run_dir
+from training.standing_statistics import batch_norm_layers, standing_statistics
 from training.strategy import StrategyConfig, mirrored_strategy
 
 
@@ -131,9 +132,39 @@ def test_export_writes_the_averaged_weights(tiny_dataset, tmp_path):
     assert manifest["generator"]["upsampling"] == "resize"
     assert manifest["generator"]["weights"] == "exponential moving average"
     assert manifest["generator"]["training_config"]["ema_decay"] == 0.5
+    assert manifest["generator"]["batch_norm_statistics"].startswith("standing")
     exported = tf.keras.models.load_model(bundle_dir / "generator.keras", compile=False, safe_mode=True)
-    for weight, expected in zip(exported.weights, averaged, strict=True):
-        np.testing.assert_allclose(np.asarray(weight), expected, rtol=1e-6, atol=1e-7)
+    # The learned weights are the average; the batch-norm statistics are re-estimated for those weights.
+    standing = build_generator(config)
+    standing.set_weights(averaged)
+    standing_statistics(standing, config.latent_dim, config.batch_size, seed=config.seed)
+    names = [weight.path for weight in trainer.average_generator.weights]
+    for name, weight, average, expected in zip(names, exported.weights, averaged, standing.weights, strict=True):
+        np.testing.assert_allclose(np.asarray(weight), np.asarray(expected), rtol=1e-5, atol=1e-6, err_msg=name)
+        if "moving" not in name:
+            np.testing.assert_allclose(np.asarray(weight), average, rtol=1e-6, atol=1e-7, err_msg=name)
+    assert any("moving" in name and not np.allclose(np.asarray(weight), average)
+               for name, weight, average in zip(names, exported.weights, averaged, strict=True))
+
+
+def test_standing_statistics_make_inference_normalise_like_training(tmp_path):
+    """Garbage moving statistics are replaced by what batches of the current weights produce: in inference mode
+    the generator then draws frames like its training-mode self, and the same seed gives the same figures."""
+    generator = dcgan.generator(64, 16, 0.0625, "resize")
+    latents = np.random.default_rng(5).standard_normal((256, 16)).astype(np.float32)
+    for layer in batch_norm_layers(generator):
+        layer.moving_mean.assign(np.full(layer.moving_mean.shape, 3.0, np.float32))
+        layer.moving_variance.assign(np.full(layer.moving_variance.shape, 40.0, np.float32))
+    training_mode = np.asarray(generator(latents, training=True))
+    stale = np.asarray(generator(latents, training=False))
+    standing_statistics(generator, 16, batch_size=64, batches=16, seed=1)
+    fresh = np.asarray(generator(latents, training=False))
+    assert abs(fresh.std() - training_mode.std()) < 0.1 * training_mode.std() < abs(stale.std() - training_mode.std())
+    assert np.abs(fresh - training_mode).mean() < 0.25 * np.abs(stale - training_mode).mean()
+    first = [np.asarray(layer.moving_variance) for layer in batch_norm_layers(generator)]
+    standing_statistics(generator, 16, batch_size=64, batches=16, seed=1)
+    for before, layer in zip(first, batch_norm_layers(generator), strict=True):
+        np.testing.assert_array_equal(before, np.asarray(layer.moving_variance))
 
 
 def test_options_are_validated_with_the_allowed_values(tiny_dataset, tmp_path):

@@ -10,6 +10,7 @@ import tensorflow as tf
 from models import dcgan
 from training.runs import CHECKPOINT_DIR, CONFIG_FILE, is_file, read_text, run_path
 from training.srgan.config import build_upscaler
+from training.standing_statistics import standing_statistics
 
 
 def read_run_config(run_dir: str | Path) -> dict:
@@ -48,6 +49,9 @@ def restore_generator(run_dir: str | Path, step: int | None = None):
     # With a weight average in the run, that average is the generator to show (see DCGANTrainer).
     role = "average_generator" if config.get("ema_decay") else "generator"
     tf.train.Checkpoint(**{role: generator}, step=step).restore(checkpoint).expect_partial()
+    if config.get("ema_decay"):
+        # Its batch-norm statistics were averaged from the raw weights' ones: re-estimate them for these weights.
+        standing_statistics(generator, config["latent_dim"], config["batch_size"], seed=config.get("seed", 0))
     return generator, config, int(step.numpy())
 
 

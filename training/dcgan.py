@@ -17,6 +17,7 @@ from training.controller import ControllerConfig, Phase, Trainer, make_optimizer
 from training.options import check_options, option
 from training.precision import PRECISIONS, agree_on_finite, check_precision, dtype_policy
 from training.runs import CHECKPOINT_DIR, image_grid, publish_samples, run_path, to_uint8
+from training.standing_statistics import standing_statistics
 from training.strategy import nest_strategy
 
 log = logging.getLogger(__name__)
@@ -260,7 +261,13 @@ class DCGANTrainer(Trainer):
         return self.average_generator if self.average_generator is not None else self.generator
 
     def samples(self) -> np.ndarray:
-        return to_uint8(self.exported_generator(self.fixed_noise, training=False))
+        """The fixed latents through what export writes: the average gets standing statistics, on a copy."""
+        shown = self.exported_generator
+        if self.average_generator is not None:
+            shown = build_generator(self.config)
+            shown.set_weights(self.average_generator.get_weights())
+            standing_statistics(shown, self.config.latent_dim, self.config.batch_size, seed=self.config.seed)
+        return to_uint8(shown(self.fixed_noise, training=False))
 
     def input_for(self, start_step: int):
         """The seeded data order from its start: a resumed DCGAN run does not skip what it saw."""

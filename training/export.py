@@ -33,6 +33,8 @@ def export_generator(run_dir: str | Path, bundle_dir: str | Path) -> dict:
         "architecture": "dcgan",
         "upsampling": config.get("upsampling", "transposed"),
         "weights": "exponential moving average" if config.get("ema_decay") else "final",
+        "batch_norm_statistics": "standing: re-estimated for the averaged weights" if config.get("ema_decay")
+        else "moving averages from training",
         "resolution": config["resolution"],
         "latent_dim": config["latent_dim"],
         "width_multiplier": config["width_multiplier"],
