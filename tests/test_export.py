@@ -375,3 +375,22 @@ def test_a_full_disk_at_the_contact_sheet_keeps_the_video(vivid_bundle, tmp_path
         assert sorted(path.name for path in disk.iterdir()) == ["filler", "loop.mp4"]
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.parametrize("fit, width, height", [("fill", 48, 96), ("letterbox", 128, 48), ("fill", 160, 90)])
+def test_ffmpeg_fits_frames_as_the_display_does(vivid_bundle, renderer, tmp_path, capsys, fit, width, height):
+    """Without captions ffmpeg crops, scales and pads; the decoded video matches `fit_frame`'s geometry."""
+    out = tmp_path / "fit.mp4"
+    code, err = run_export(capsys, "--model", vivid_bundle, "--out", out, "--seconds", 1, "--fps", 6,
+                           "--width", width, "--height", height, "--keyframes", 3, "--seed", 2, "--crf", 4,
+                           "--fit", fit, "--preset", "veryfast")
+    assert code == 0, err
+    frames = decode(out, width, height)
+    walk = walk_for(vivid_bundle, seed=2, loop_keyframes=3)
+    times = loop_times(walk, 1, 6)
+    expected = luma(reference(renderer, walk, times[[0, 3]], width, height, fit))
+    decoded = luma(frames)
+    assert mean_abs(decoded[0], expected[0]) < 6 and mean_abs(decoded[3], expected[1]) < 6
+    assert mean_abs(decoded[0], expected[0]) < mean_abs(decoded[0], expected[1]) / 2
+    bars = expected[0] < 1
+    assert (decoded[0][bars] <= 20).all() if bars.any() else fit == "fill"

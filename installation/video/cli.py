@@ -67,8 +67,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     quality = parser.add_mutually_exclusive_group()
     quality.add_argument("--crf", type=int, help="h264 / hevc constant quality 0..51 (default 18; lower is better)")
     quality.add_argument("--bitrate", help="h264 / hevc target bitrate instead of CRF, e.g. 8M")
-    parser.add_argument("--preset", default="faster",
-                        help=f"x264 / x265 speed preset ({' | '.join(PRESETS)}; default faster)")
+    parser.add_argument("--preset", default=ExportConfig.preset,
+                        help=f"x264 / x265 speed preset ({' | '.join(PRESETS)}; default {ExportConfig.preset})")
     parser.add_argument("--batch", type=int, default=8, help=f"frames rendered per call 1..{MAX_BATCH}")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--contact-sheet", action="store_true", help="also write OUT.contact.png of the keyframes")

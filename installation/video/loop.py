@@ -71,7 +71,14 @@ def export_loop(config: ExportConfig, renderer, walk: WalkConfig, *, ffmpeg: str
     times = loop_times(walk, config.seconds, config.fps)
     captions, sheet = keyframe_pass(config, renderer, walk, captioner)
 
+    native = renderer.output_size(config.upscale)
+    rendered_size = (native, native)
+    # Without captions to draw at the output size, ffmpeg fits the frames itself (cheaper; same geometry).
+    fit_in_ffmpeg = captions is None and config.codec != "png" and rendered_size != (config.width, config.height)
+
     def transform(index: int, frame: np.ndarray) -> np.ndarray:
+        if fit_in_ffmpeg:
+            return frame
         fitted = fit_frame(frame, config.width, config.height, config.fit)
         if captions is None:
             return fitted
@@ -81,7 +88,8 @@ def export_loop(config: ExportConfig, renderer, walk: WalkConfig, *, ffmpeg: str
                file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
     sink = writer = None
     try:
-        sink = PngSink(config) if config.codec == "png" else FfmpegSink(config, ffmpeg)
+        sink = PngSink(config) if config.codec == "png" else \
+            FfmpegSink(config, ffmpeg, rendered_size if fit_in_ffmpeg else None)
         writer = FrameWriter(sink, transform)
         for start in range(0, len(times), config.batch):
             chunk = times[start:start + config.batch]

@@ -55,9 +55,10 @@ class ExportConfig:
     codec: str = "h264"
     crf: int | None = None
     bitrate: str | None = None
-    # "faster" encodes these loops at the same luma PSNR as "medium" (40.1 vs 40.2 dB at CRF 18, files 2 %
-    # larger) for 56 % of the CPU (bench/export_speed.py); "medium" or "slow" make smaller files when time is free.
-    preset: str = "faster"
+    # "veryfast" keeps a 1920x1080 export of the 512 px flagship at real time on 2 cores (1.1x, against "faster"
+    # 0.8x) for 0.2 dB of luma PSNR at CRF 18 and files 1 % larger (bench/export_screen.py, bench/README.md);
+    # "medium" or "slow" make smaller files when time is free.
+    preset: str = "veryfast"
     fit: str = "letterbox"
     upscale: bool = True
     overwrite: bool = False

@@ -157,14 +157,14 @@ def remove_stale_partials(target: Path, now: float | None = None) -> list[Path]:
 class FfmpegSink:
     """Raw RGB frames into an ffmpeg process writing a hidden temporary file beside the output."""
 
-    def __init__(self, config: ExportConfig, ffmpeg: str):
+    def __init__(self, config: ExportConfig, ffmpeg: str, source_size: tuple[int, int] | None = None):
         self.config = config
         out = config.out
         handle, temporary = tempfile.mkstemp(prefix=partial_prefix(out), suffix=out.suffix, dir=out.parent)
         os.close(handle)
         self.temporary = Path(temporary)
         self.stderr = tempfile.TemporaryFile()
-        self.command = ffmpeg_command(ffmpeg, config, self.temporary)
+        self.command = ffmpeg_command(ffmpeg, config, self.temporary, source_size)
         log.debug("ffmpeg: %s", " ".join(self.command))
         try:
             # Its own session: a terminal's Ctrl-C reaches only us, and we decide how ffmpeg stops.
