@@ -121,6 +121,25 @@ def test_adversarial_stage_trains_both_networks(tiny_dataset, tiny_bundle, tmp_p
     assert (tmp_path / "run" / "samples" / "step_00000002.png").is_file()
 
 
+def test_ragan_with_a_patch_critic_learns_from_upscaled_gan_samples_too(tiny_dataset, tiny_bundle, tmp_path):
+    """Generator samples join the relativistic loss: with every fake a GAN sample the losses still move."""
+    config = tiny_config(tiny_dataset, tmp_path / "run", pretrain_steps=0, gan_steps=3, gan_loss="ragan",
+                         discriminator="patch", content_loss="discriminator", generator_bundle=str(tiny_bundle),
+                         generator_fraction=1.0)
+    trainer = SRGANTrainer(config)
+    assert trainer.gan_generator is not None and trainer.critic is not None
+    lr = tf.zeros([2, config.lr_size, config.lr_size, 3])
+    hr = tf.zeros([2, config.hr_size, config.hr_size, 3])
+    before_g = [variable.numpy().copy() for variable in trainer.upscaler.trainable_variables]
+    before_d = [variable.numpy().copy() for variable in trainer.discriminator.trainable_variables]
+    results = [trainer.gan_replica_step(lr, hr) for _ in range(3)]
+    assert all(np.isfinite(float(value)) for result in results for value in result[:4])
+    assert float(results[0][1]) != float(results[-1][1])  # D's loss moves
+    for before, model in ((before_g, trainer.upscaler), (before_d, trainer.discriminator)):
+        assert any(not np.allclose(old, new.numpy()) for old, new in zip(before, model.trainable_variables,
+                                                                           strict=True))
+
+
 def test_missing_vgg_weights_stop_before_anything_is_written(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["srgan", "--data", str(tiny_dataset), "--out", str(run), *FLAGS, "--content-loss", "vgg19",

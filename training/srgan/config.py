@@ -102,7 +102,7 @@ class SRGANConfig(ControllerConfig):
                                             range="1..65536")
     discriminator_layers: int = option(3, "Stride-2 stages of the patch discriminator.", range="1..8")
     generator_bundle: str | None = option(None, "Bundle whose generator's samples join the fakes of stage 2 "
-                                          "(unpaired GAN-artefact training; bce only).")
+                                          "(unpaired GAN-artefact training).")
     generator_fraction: float = option(0.5, "Share of the fakes that are upscaled GAN samples with "
                                        "--generator-bundle.", range="[0, 1]")
     # The SRGAN run reports at intervals of its own.
@@ -129,8 +129,6 @@ class SRGANConfig(ControllerConfig):
             raise ValueError(
                 f"vgg_weights is only used with --content-loss vgg19 or vgg16, not {self.content_loss!r}; drop it"
             )
-        if self.generator_bundle and self.gan_loss != "bce":
-            raise ValueError(f"--generator-bundle mixes GAN samples into the bce loss only, not {self.gan_loss!r}")
         if self.hr_channels and self.architecture != "realtime":
             raise ValueError("hr_channels applies to the realtime architecture only; drop --hr-channels")
         _ = self.degrade_config  # validates the degradation ranges

@@ -22,7 +22,6 @@ from training.srgan.config import (
 )
 from training.srgan.losses import (
     adversarial_losses,
-    cross_entropy,
     feature_distance,
     feature_matching,
     per_example_mean,
@@ -165,12 +164,16 @@ class SRGANTrainer(Trainer):
                 fake_logits = self.discriminator(sr, training=True)
             discriminator_loss, adversarial_loss = self.adversarial_losses(real_logits, fake_logits)
             if self.gan_generator is not None:
+                # The same loss on (reals, upscaled GAN samples), mixed in: for bce this is D's usual sum with
+                # the fake term split between the two kinds of fake; for ragan each kind is judged relative to
+                # the reals.
                 fraction = config.generator_fraction
                 gan_sr = self.upscaler(self.gan_samples(tf.shape(lr)[0]), training=True)
-                gan_logits = self.discriminator(gan_sr, training=True)
-                discriminator_loss = (cross_entropy(real_logits, 1.0) + (1 - fraction) * cross_entropy(fake_logits, 0.0)
-                                      + fraction * cross_entropy(gan_logits, 0.0))
-                adversarial_loss = (1 - fraction) * adversarial_loss + fraction * cross_entropy(gan_logits, 1.0)
+                gan_logits = (self.critic(gan_sr, training=True)[-1] if self.critic is not None
+                              else self.discriminator(gan_sr, training=True))
+                gan_discriminator_loss, gan_adversarial_loss = self.adversarial_losses(real_logits, gan_logits)
+                discriminator_loss = (1 - fraction) * discriminator_loss + fraction * gan_discriminator_loss
+                adversarial_loss = (1 - fraction) * adversarial_loss + fraction * gan_adversarial_loss
             if features is not None and config.content_loss == "discriminator":
                 content = feature_matching(features)
             else:
