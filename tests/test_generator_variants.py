@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from models import dcgan
 from training.augment import diff_augment, parse_policy
+from training.checkpoints import restore_generator
 from training.dcgan import DCGANConfig, DCGANTrainer, build_generator
 from training.runs import prepare_run_dir
 from training.standing_statistics import batch_norm_layers, standing_statistics
@@ -145,6 +146,12 @@ def test_export_writes_the_averaged_weights(tiny_dataset, tmp_path):
             np.testing.assert_allclose(np.asarray(weight), average, rtol=1e-6, atol=1e-7, err_msg=name)
     assert any("moving" in name and not np.allclose(np.asarray(weight), average)
                for name, weight, average in zip(names, exported.weights, averaged, strict=True))
+    # The quality command's --raw-weights reads the raw generator, to measure what the average adds.
+    raw_generator, _, _ = restore_generator(run, weights="raw")
+    for weight, expected in zip(raw_generator.weights, raw, strict=True):
+        np.testing.assert_array_equal(np.asarray(weight), expected)
+    with pytest.raises(ValueError, match="weights 'ema' is not one of exported, raw"):
+        restore_generator(run, weights="ema")
 
 
 def test_standing_statistics_make_inference_normalise_like_training(tmp_path):

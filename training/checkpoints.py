@@ -38,8 +38,12 @@ def checkpoint_step(checkpoint: str) -> int:
     return int(checkpoint.rsplit("-", 1)[-1])
 
 
-def restore_generator(run_dir: str | Path, step: int | None = None):
-    """Rebuild the generator a DCGAN run describes and load its latest weights (or those saved at `step`)."""
+def restore_generator(run_dir: str | Path, step: int | None = None, weights: str = "exported"):
+    """Rebuild the generator a DCGAN run describes and load its latest weights (or those saved at `step`).
+
+    `weights` "exported": the averaged generator with standing statistics where the run keeps an average (what
+    export writes), else the raw one; "raw": the raw generator as trained (to measure what the average adds).
+    """
     config = read_run_config(run_dir)
     generator = dcgan.generator(
         config["resolution"], config["latent_dim"], config["width_multiplier"], config.get("upsampling", "transposed")
@@ -47,9 +51,12 @@ def restore_generator(run_dir: str | Path, step: int | None = None):
     checkpoint = latest_checkpoint(run_dir) if step is None else checkpoint_at(run_dir, step)
     step = tf.Variable(0, dtype=tf.int64)
     # With a weight average in the run, that average is the generator to show (see DCGANTrainer).
-    role = "average_generator" if config.get("ema_decay") else "generator"
+    if weights not in ("exported", "raw"):
+        raise ValueError(f"weights {weights!r} is not one of exported, raw")
+    averaged = bool(config.get("ema_decay")) and weights == "exported"
+    role = "average_generator" if averaged else "generator"
     tf.train.Checkpoint(**{role: generator}, step=step).restore(checkpoint).expect_partial()
-    if config.get("ema_decay"):
+    if averaged:
         # Its batch-norm statistics were averaged from the raw weights' ones: re-estimate them for these weights.
         standing_statistics(generator, config["latent_dim"], config["batch_size"], seed=config.get("seed", 0))
     return generator, config, int(step.numpy())

@@ -20,6 +20,7 @@ class QualityConfig:
     model: str | None = None  # a bundle folder
     run: str | None = None  # or a DCGAN run folder (its exported weights)
     step: int | None = None  # a run's checkpoint at this step instead of its latest
+    raw_weights: bool = False  # a run's raw generator instead of its weight average (what the average adds)
     data: str | None = None  # default: the dataset the generator was trained on
     samples: int = 512
     collection: int = 1000
@@ -37,6 +38,8 @@ class QualityConfig:
             raise ValueError(f"collection {self.collection} is outside the allowed range 16..1000000")
         if self.record and self.model is None:
             raise ValueError("--record writes into a bundle's manifest; it needs --model")
+        if self.raw_weights and self.run is None:
+            raise ValueError("--raw-weights measures a run's raw generator; it needs --run")
         if self.step is not None and self.run is None:
             raise ValueError("--step picks a checkpoint of a run; it needs --run")
         if self.display and self.model is None:
@@ -70,7 +73,7 @@ def generated_frames(config: QualityConfig) -> tuple[np.ndarray, str, dict[str, 
     from training.checkpoints import restore_generator
     from training.runs import to_uint8
 
-    generator, run_config, _ = restore_generator(config.run, config.step)
+    generator, run_config, _ = restore_generator(config.run, config.step, "raw" if config.raw_weights else "exported")
     noise = latents(config.samples, run_config["latent_dim"], config.seed)
     frames = np.concatenate([to_uint8(generator(noise[start : start + 64], training=False))
                              for start in range(0, len(noise), 64)])
@@ -113,6 +116,8 @@ def add_quality_command(commands) -> None:
     source.add_argument("--model", help="model bundle folder")
     source.add_argument("--run", help="DCGAN run folder (its latest checkpoint, averaged weights when present)")
     parser.add_argument("--step", type=int, help="with --run: the checkpoint at this step (default: the latest)")
+    parser.add_argument("--raw-weights", action="store_true",
+                        help="with --run: the raw generator instead of its weight average (to see what EMA adds)")
     parser.add_argument("--data", help="dataset folder (default: the one the generator was trained on)")
     parser.add_argument("--samples", type=int, default=512, help="generated frames to measure (16..100000)")
     parser.add_argument("--collection", type=int, default=1000,
@@ -123,8 +128,9 @@ def add_quality_command(commands) -> None:
     parser.add_argument("--out", help="write the JSON report here")
     parser.add_argument("--record", action="store_true", help="store the figures in the bundle's manifest")
     parser.set_defaults(handler=lambda args: print_quality(QualityConfig(
-        model=args.model, run=args.run, step=args.step, data=args.data, samples=args.samples,
-        collection=args.collection, seed=args.seed, display=args.display, out=args.out, record=args.record)))
+        model=args.model, run=args.run, step=args.step, raw_weights=args.raw_weights, data=args.data,
+        samples=args.samples, collection=args.collection, seed=args.seed, display=args.display, out=args.out,
+        record=args.record)))
 
 
 def print_quality(config: QualityConfig) -> int:
