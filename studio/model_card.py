@@ -141,6 +141,10 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
         f"- DCGAN {generator['resolution']} px, latent {generator['latent_dim']}, width multiplier "
         f"{generator['width_multiplier']}; {generator['steps']} steps at batch {config.get('batch_size')}, "
         f"Adam {config.get('learning_rate')} beta1 {config.get('beta1')}, strategy {config.get('strategy')}.",
+        f"- Upsampling {generator.get('upsampling', 'transposed')}, loss {config.get('loss', 'bce')}, augmentation "
+        f"{config.get('augment') or 'none'}; exported weights: {generator.get('weights', 'final')}"
+        + (f", batch-norm statistics {generator['batch_norm_statistics']}" if "batch_norm_statistics" in generator
+           else "") + ".",
         f"- Wall time (first to last log event, {len(dcgan_runs)} stage(s): "
         f"{', '.join(str(run) for run in dcgan_runs)}): {hours(dcgan)} on 2 CPU cores shared with other work.",
         f"- Final losses: discriminator {scalar(dcgan, 'd_loss')}, generator {scalar(dcgan, 'g_loss')}; "
