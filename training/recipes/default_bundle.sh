@@ -19,7 +19,7 @@ if [ "$RESUME" = 0 ]; then
     # The 128 px generator: resize-convolution (no checkerboard by construction), the non-saturating loss against
     # a batch-normalised discriminator that sees each batch's variety (minibatch standard deviation), DiffAugment
     # (colour, translation) on real and generated images alike, mirrored reals, and the exponential moving average
-    # of G's weights as the export. (Hinge loss with a spectrally normalised D at this width learned too slowly
+    # of G's weights as the export, its batch-norm statistics re-estimated for those weights. (Hinge loss with a spectrally normalised D at this width learned too slowly
     # on a CPU budget: its D loss stayed near chance and the samples collapsed; see bench/README.md.)
     "$PYTHON" -m training dcgan --data "$WORK/dataset" --out "$WORK/dcgan" --resolution 128 --width-multiplier 0.25 \
         --steps "$DCGAN_STEPS" --batch-size 32 --strategy cpu --sample-every 500 --checkpoint-every 250 \
