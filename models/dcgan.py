@@ -132,9 +132,15 @@ def downsample_block(x, filters: int, name: str, batch_norm: bool = True, spectr
 
 
 def generator(
-    resolution: int = 64, latent_dim: int = LATENT_DIM, width_multiplier: float = 1.0, upsampling: str = "transposed"
+    resolution: int = 64, latent_dim: int = LATENT_DIM, width_multiplier: float = 1.0, upsampling: str = "transposed",
+    top_block: bool = False,
 ) -> keras.Model:
-    """(batch, latent_dim) float32 -> (batch, resolution, resolution, 3) in [-1, 1]."""
+    """(batch, latent_dim) float32 -> (batch, resolution, resolution, 3) in [-1, 1].
+
+    `top_block`: one more block (upsample, batch norm, ReLU) that reaches the full resolution with the previous
+    stage's channels, then a 3x3 convolution to RGB there. Without it the last layer enlarges and paints RGB at
+    once, so the finest octave has the least power (measured: bench/README.md, "Generator quality").
+    """
     check_width(width_multiplier)
     check_upsampling(upsampling)
     if not 1 <= latent_dim <= 4096:
@@ -147,7 +153,11 @@ def generator(
     x = layers.ReLU(name="project_relu")(x)
     for index, count in enumerate(filters[1:-1], start=1):
         x = upsample_block(x, count, name=f"up{index}", upsampling=upsampling)
-    x = upsample(x, 3, upsampling, name="to_rgb", use_bias=True)
+    if top_block:
+        x = upsample_block(x, filters[-2], name="top", upsampling=upsampling)
+        x = layers.Conv2D(3, 3, padding="same", kernel_initializer=weight_init(), name="to_rgb_conv")(x)
+    else:
+        x = upsample(x, 3, upsampling, name="to_rgb", use_bias=True)
     image = layers.Activation("tanh", name="tanh", dtype="float32")(x)
     return keras.Model(latent, image, name=f"dcgan_generator_{resolution}")
 

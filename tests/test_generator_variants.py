@@ -45,10 +45,14 @@ def test_transposed_convolution_paints_a_period_two_pattern_on_a_constant_map():
 def test_both_generators_keep_the_contract():
     for upsampling in dcgan.UPSAMPLING_KINDS:
         for resolution in (64, 128):
-            model = dcgan.generator(resolution, 100, 0.0625, upsampling)
-            images = np.asarray(model(np.zeros((2, 100), np.float32)))
-            assert images.shape == (2, resolution, resolution, 3)
-            assert images.min() >= -1 and images.max() <= 1
+            for top_block in (False, True):
+                model = dcgan.generator(resolution, 100, 0.0625, upsampling, top_block)
+                images = np.asarray(model(np.random.default_rng(0).standard_normal((2, 100)).astype(np.float32)))
+                assert images.shape == (2, resolution, resolution, 3)
+                assert images.min() >= -1 and images.max() <= 1
+                names = {layer.name for layer in model.layers}
+                assert ({"top_resize" if upsampling == "resize" else "top_deconv", "top_bn", "to_rgb_conv"} <= names
+                        if top_block else not any(name.startswith("top") for name in names))
     with pytest.raises(ValueError, match="upsampling 'bilinear-ish' is not supported"):
         dcgan.generator(64, 100, 0.0625, "bilinear-ish")
 
@@ -92,7 +96,8 @@ def tiny_config(tiny_dataset, out, **options):
 VARIANTS = {
     "classic": {},
     "refined": {"upsampling": "resize", "loss": "hinge", "spectral_norm": True, "minibatch_stddev": True,
-                "augment": "color,translation,cutout", "flip": True, "ema_decay": 0.9, "r1_gamma": 1.0},
+                "augment": "color,translation,cutout", "flip": True, "ema_decay": 0.9, "r1_gamma": 1.0,
+                "top_block": True},
 }
 
 

@@ -46,7 +46,8 @@ def restore_generator(run_dir: str | Path, step: int | None = None, weights: str
     """
     config = read_run_config(run_dir)
     generator = dcgan.generator(
-        config["resolution"], config["latent_dim"], config["width_multiplier"], config.get("upsampling", "transposed")
+        config["resolution"], config["latent_dim"], config["width_multiplier"], config.get("upsampling", "transposed"),
+        config.get("top_block", False),
     )
     checkpoint = latest_checkpoint(run_dir) if step is None else checkpoint_at(run_dir, step)
     step = tf.Variable(0, dtype=tf.int64)

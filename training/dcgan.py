@@ -59,6 +59,8 @@ class DCGANConfig(ControllerConfig):
                        "train).", choices=LOSSES)
     spectral_norm: bool = option(False, "Spectral normalisation of every discriminator layer (replaces its batch "
                                  "norm).")
+    top_block: bool = option(False, "One more convolution block at the full resolution before the RGB layer (more "
+                             "power in the finest octave).")
     minibatch_stddev: bool = option(False, "Let the discriminator see each batch's variety (Karras et al. 2018).")
     augment: str = option("none", "DiffAugment policy on real and generated images alike, e.g. "
                           "color,translation,cutout (none: off).")
@@ -88,7 +90,8 @@ def sample_noise(count: int, latent_dim: int, seed: int) -> np.ndarray:
 
 
 def build_generator(config: DCGANConfig) -> keras.Model:
-    return dcgan.generator(config.resolution, config.latent_dim, config.width_multiplier, config.upsampling)
+    return dcgan.generator(config.resolution, config.latent_dim, config.width_multiplier, config.upsampling,
+                           config.top_block)
 
 
 class DCGANTrainer(Trainer):
