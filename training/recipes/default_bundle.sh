@@ -27,9 +27,11 @@ if [ "$RESUME" = 0 ]; then
         --ema-decay 0.999
     # The x4 upscaler learns from the collection rendered at 512 px, on inputs degraded like generator frames
     # (training/degrade.py), by L1 pretraining then adversarial fine-tuning (RaGAN) against a patch critic, with
-    # the critic's features as content loss and a period penalty against hatching; the weight average is exported.
-    # 24 filters x 5 layers + 4 full-size channels: chosen by bench/sr_latency.py to leave room for the
-    # generator inside 30 new frames a second at 512 px.
+    # the critic's features as content loss and a period penalty against hatching; half of the critic's fakes are
+    # the generator's own frames upscaled (unpaired: they have no original), so it learns to dress those in the
+    # collection's texture; the weight average is exported. 24 filters x 5 layers + 4 full-size channels: chosen
+    # by bench/sr_latency.py to leave room for the generator inside 30 new frames a second at 512 px.
+    "$PYTHON" -m training export "$WORK/dcgan" --out "$WORK/generator-bundle"
     synthetic_dataset 512 "$WORK/masks512" "$WORK/dataset512"
     "$PYTHON" -m training srgan --data "$WORK/dataset512" --out "$WORK/sr" --architecture realtime \
         --num-filters 24 --num-layers 5 --hr-channels 4 --hr-size 96 --batch-size 16 --holdout 64 \
@@ -37,9 +39,11 @@ if [ "$RESUME" = 0 ]; then
         --gan-steps "$SR_GAN_STEPS" --discriminator patch --discriminator-filters 24 --discriminator-layers 3 \
         --gan-loss ragan --content-loss discriminator --content-weight 1 --pixel-weight 1 --period-weight 10 \
         --adversarial-weight 0.01 --ema-decay 0.99 --gan-learning-rate 2e-4 --discriminator-learning-rate 2e-4 \
-        --strategy cpu --checkpoint-every 250 --sample-every 500 --seed 1
+        --strategy cpu --checkpoint-every 250 --sample-every 500 --seed 1 \
+        --generator-bundle "$WORK/generator-bundle" --generator-fraction 0.5
 else
     "$PYTHON" -m training dcgan --out "$WORK/dcgan" --resume --steps "$DCGAN_STEPS"
+    "$PYTHON" -m training export "$WORK/dcgan" --out "$WORK/generator-bundle"
     "$PYTHON" -m training srgan --out "$WORK/sr" --resume --pretrain-steps "$SR_PRETRAIN_STEPS" \
         --gan-steps "$SR_GAN_STEPS"
 fi
