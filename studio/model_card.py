@@ -101,7 +101,9 @@ def folder_size(path: Path) -> int:
 
 
 def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, inspect_report: Path | None,
-               recipe: Path | None, frame_rate: Path | None = None) -> Path:
+               recipe: Path | None, frame_rate: Path | None = None, name: str | None = None) -> Path:
+    """Write MODEL_CARD.md into the bundle. `name`: the bundle's name in the title (default: its folder's; a
+    recipe writes the card in a staging folder before the bundle takes its final name)."""
     bundle = load_bundle(bundle_dir)
     renderer = Renderer(bundle)
     diversity = measure_diversity(renderer)
@@ -129,7 +131,7 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
         return f"{events['wall_seconds'] / 3600:.2f} h" if events and events["wall_seconds"] else "n/a"
 
     lines = [
-        f"# Model card: {bundle_dir.name}", "",
+        f"# Model card: {name or bundle_dir.name}", "",
         "A DCGAN and a real-time x4 upscaler trained by Masquerade's own commands on the procedural mask "
         "collection of `training/synthetic/` (invented workshop styles, CC0-1.0), so a fresh checkout runs "
         "offline. It depicts no real tradition and no real object.", "",
@@ -231,9 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inspect", type=Path, help="report.json written by studio.inspection")
     parser.add_argument("--recipe", type=Path, help="the script that rebuilds the bundle")
     parser.add_argument("--frame-rate", type=Path, help="figures written by bench/live_fps.py --bundle ... --json")
+    parser.add_argument("--name", help="the bundle's name in the title (default: the folder's name)")
     args = parser.parse_args(argv)
     try:
-        card = write_card(args.model, args.dcgan_run, args.sr_run, args.inspect, args.recipe, args.frame_rate)
+        card = write_card(args.model, args.dcgan_run, args.sr_run, args.inspect, args.recipe, args.frame_rate,
+                          args.name)
     except (ValueError, FileNotFoundError) as error:
         for line in error_lines(error):
             print(f"error: {line}", file=sys.stderr)

@@ -50,6 +50,7 @@ def test_manifest_is_complete_and_consistent_with_the_files(bundle):
     assert index["thumb_size"] >= 112 and len(thumbnails) == index["count"]
     assert thumbnails[[0, index["count"] - 1]].shape == (2, index["thumb_size"], index["thumb_size"], 3)
     assert (DEFAULT / "MODEL_CARD.md").is_file() and (DEFAULT / "sample_grid.png").is_file()
+    assert (DEFAULT / "MODEL_CARD.md").read_text().splitlines()[0] == "# Model card: default"
     size = sum(path.stat().st_size for path in DEFAULT.rglob("*") if path.is_file())
     assert size <= 40 * 2**20, f"bundle is {size / 2**20:.1f} MB"  # the flagship's budget (issue 15)
 

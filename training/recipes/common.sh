@@ -25,7 +25,8 @@ publish_bundle() {
     "$PYTHON" -m studio.inspection --model "$OUT.new" --samples 100 --out "$WORK/inspect"
     "$PYTHON" bench/live_fps.py --bundle "$OUT.new" --seconds 20 --json "$WORK/frame_rate.json"
     "$PYTHON" -m studio.model_card --model "$OUT.new" --dcgan-run "$WORK/dcgan" --sr-run "$WORK/sr" \
-        --inspect "$WORK/inspect/report.json" --recipe "$1" --frame-rate "$WORK/frame_rate.json"
+        --inspect "$WORK/inspect/report.json" --recipe "$1" --frame-rate "$WORK/frame_rate.json" \
+        --name "$(basename "$OUT")"
     rm -rf "$OUT.old" && { [ ! -d "$OUT" ] || mv "$OUT" "$OUT.old"; } && mv "$OUT.new" "$OUT" && rm -rf "$OUT.old"
     echo "bundle written to $OUT"
 }
