@@ -21,7 +21,7 @@ from cluster_probe import train_and_dump
 
 from training.cluster import Role, WorkerPlaces, role_from_environment
 from training.dcgan import DCGANConfig
-from training.launch import LaunchConfig, describe_exit, last_line, launch, worker_environment
+from training.launch import LaunchConfig, describe_exit, hold_error_lines, last_line, launch, worker_environment
 from training.strategy import StrategyConfig, mirrored_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,3 +230,12 @@ def test_a_chiefs_error_line_is_relayed_when_no_worker_failed(tmp_path, capfd):
     assert launch([sys.executable, "-c", script], LaunchConfig(1, tmp_path / "logs")) == 0
     captured = capfd.readouterr()
     assert "error: a warning-like line" in captured.err and "partial" in captured.out
+
+
+def test_error_lines_are_held_and_progress_passes():
+    held: list[bytes] = []
+    pending, ready = hold_error_lines(b"step 1\nerror: lost contact\n\rbar 5%\rerror: peer gone\nbar 6%\rerr", held)
+    assert held == [b"error: lost contact\n", b"error: peer gone\n"]
+    assert ready == b"step 1\n\rbar 5%\r" and pending == b"bar 6%\rerr"
+    pending, ready = hold_error_lines(pending + b"and 7%", held)
+    assert pending == b"" and ready == b"bar 6%\rerrand 7%" and len(held) == 2

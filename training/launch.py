@@ -173,13 +173,20 @@ ERROR_PREFIX = b"error:"
 
 def hold_error_lines(data: bytes, held: list[bytes]) -> tuple[bytes, bytes]:
     """Split relayed output into (an unfinished line kept back, what may be written now); whole lines that
-    start with "error:" go to `held`. A progress bar's unfinished line passes at once, an error's waits."""
+    start with "error:" go to `held`, also where a progress bar's carriage return precedes them on the line. A
+    progress bar's unfinished line passes at once, an error's waits."""
     lines = data.split(b"\n")
     unfinished = lines.pop()
     ready = []
     for line in lines:
-        (held if line.startswith(ERROR_PREFIX) else ready).append(line + b"\n")
-    if ERROR_PREFIX.startswith(unfinished[: len(ERROR_PREFIX)]) and unfinished:
+        before, _, last = line.rpartition(b"\r")
+        if last.startswith(ERROR_PREFIX):
+            ready.append(before + b"\r" if before else b"")
+            held.append(last + b"\n")
+        else:
+            ready.append(line + b"\n")
+    last = unfinished.rpartition(b"\r")[2]
+    if last and ERROR_PREFIX.startswith(last[: len(ERROR_PREFIX)]):
         return unfinished, b"".join(ready)
     return b"", b"".join(ready) + unfinished
 
