@@ -12,7 +12,7 @@ OUT=${OUT:-assets/models/default}
 # "Generator quality"); later, this discriminator wins too clearly and the samples start to repeat.
 DCGAN_STEPS=${DCGAN_STEPS:-5750}
 SR_PRETRAIN_STEPS=${SR_PRETRAIN_STEPS:-1000}
-SR_GAN_STEPS=${SR_GAN_STEPS:-4000}
+SR_GAN_STEPS=${SR_GAN_STEPS:-6000}
 
 if [ "$RESUME" = 0 ]; then
     synthetic_dataset 256 "$WORK/masks" "$WORK/dataset"
