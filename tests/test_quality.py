@@ -66,6 +66,10 @@ def test_the_same_seed_gives_the_same_numbers_and_another_seed_other_projections
     other = quality.quality_report(collection[:80], collection[80:], seed=6)
     assert first == again
     assert first["generated"]["swd"] != other["generated"]["swd"]
+    # The table lists the pyramid levels finest first, also from a report read back from JSON.
+    row = quality.format_table(json.loads(json.dumps(first, sort_keys=True)))[-1]
+    sizes = [int(part.split(":")[0]) for part in row.split(" | ")[1].split(" / ")]
+    assert sizes == sorted(sizes, reverse=True) and len(sizes) > 2
 
 
 def test_the_command_measures_a_bundle_and_records_it(tiny_dataset, tmp_path):

@@ -226,7 +226,9 @@ def format_table(report: dict) -> list[str]:
              "|---" * (len(columns) + 1) + "|"]
     for label, key, digits in rows:
         lines.append(f"| {label} | " + " | ".join(f"{report[name][key]:.{digits}f}" for name in columns) + " |")
-    levels = [" / ".join(f"{size}: {value:.1f}" for size, value in report[name]["swd_per_level"].items())
+    # Finest level first, also after a JSON round trip has sorted the sizes as text.
+    levels = [" / ".join(f"{size}: {value:.1f}" for size, value in
+                         sorted(report[name]["swd_per_level"].items(), key=lambda level: -int(level[0])))
               for name in columns]
     lines.append("| SWD per level (px: x1e3) | " + " | ".join(levels) + " |")
     return lines
