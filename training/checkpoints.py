@@ -44,6 +44,8 @@ def restore_generator(run_dir: str | Path, step: int | None = None, weights: str
     `weights` "exported": the averaged generator with standing statistics where the run keeps an average (what
     export writes), else the raw one; "raw": the raw generator as trained (to measure what the average adds).
     """
+    if weights not in ("exported", "raw"):
+        raise ValueError(f"weights {weights!r} is not one of exported, raw")
     config = read_run_config(run_dir)
     generator = dcgan.generator(
         config["resolution"], config["latent_dim"], config["width_multiplier"], config.get("upsampling", "transposed"),
@@ -52,8 +54,6 @@ def restore_generator(run_dir: str | Path, step: int | None = None, weights: str
     checkpoint = latest_checkpoint(run_dir) if step is None else checkpoint_at(run_dir, step)
     step = tf.Variable(0, dtype=tf.int64)
     # With a weight average in the run, that average is the generator to show (see DCGANTrainer).
-    if weights not in ("exported", "raw"):
-        raise ValueError(f"weights {weights!r} is not one of exported, raw")
     averaged = bool(config.get("ema_decay")) and weights == "exported"
     role = "average_generator" if averaged else "generator"
     tf.train.Checkpoint(**{role: generator}, step=step).restore(checkpoint).expect_partial()

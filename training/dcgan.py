@@ -137,6 +137,7 @@ class DCGANTrainer(Trainer):
             **({"average_generator": self.average_generator} if self.average_generator is not None else {}),
         )
         self.fixed_noise = sample_noise(64, config.latent_dim, config.seed + 1)
+        self.sample_copy: keras.Model | None = None  # built at the first sample grid of a run with an average
         self.train_steps = self.loop(self.replica_step, 4, self.after_step)
 
     def phases(self) -> list[Phase]:
@@ -267,7 +268,11 @@ class DCGANTrainer(Trainer):
         """The fixed latents through what export writes: the average gets standing statistics, on a copy."""
         shown = self.exported_generator
         if self.average_generator is not None:
-            shown = build_generator(self.config)
+            # One copy for the whole run, outside the strategy: re-estimating its statistics leaves the
+            # checkpointed average as it is.
+            if self.sample_copy is None:
+                self.sample_copy = build_generator(self.config)
+            shown = self.sample_copy
             shown.set_weights(self.average_generator.get_weights())
             standing_statistics(shown, self.config.latent_dim, self.config.batch_size, seed=self.config.seed)
         return to_uint8(shown(self.fixed_noise, training=False))

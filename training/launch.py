@@ -141,10 +141,10 @@ class Worker:
             pending, ready = hold_error_lines(pending + chunk, self.held_errors)
             write_to(stream, ready)
         if pending and not self.muted.is_set():
-            if pending.startswith(ERROR_PREFIX):
-                self.held_errors.append(pending + b"\n")
-            else:
-                write_to(stream, pending)
+            ready, error = error_tail(pending)
+            write_to(stream, ready)
+            if error:
+                self.held_errors.append(error + b"\n")
 
     def release_held_errors(self, stream) -> None:
         """Relay the held "error:" lines after all: nobody else's failure explains them."""
@@ -179,16 +179,21 @@ def hold_error_lines(data: bytes, held: list[bytes]) -> tuple[bytes, bytes]:
     unfinished = lines.pop()
     ready = []
     for line in lines:
-        before, _, last = line.rpartition(b"\r")
-        if last.startswith(ERROR_PREFIX):
-            ready.append(before + b"\r" if before else b"")
-            held.append(last + b"\n")
-        else:
-            ready.append(line + b"\n")
+        before, error = error_tail(line)
+        ready.append(before if error else line + b"\n")
+        if error:
+            held.append(error + b"\n")
     last = unfinished.rpartition(b"\r")[2]
     if last and ERROR_PREFIX.startswith(last[: len(ERROR_PREFIX)]):
         return unfinished, b"".join(ready)
     return b"", b"".join(ready) + unfinished
+
+
+def error_tail(line: bytes) -> tuple[bytes, bytes]:
+    """(what precedes, the error) when the line's last carriage-return segment is an "error:" line (a progress
+    bar may precede it on the same line), else (the line, b"")."""
+    before, separator, last = line.rpartition(b"\r")
+    return (before + separator, last) if last.startswith(ERROR_PREFIX) else (line, b"")
 
 
 def write_to(stream, data: bytes) -> None:

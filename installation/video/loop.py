@@ -60,7 +60,8 @@ def export_loop(config: ExportConfig, renderer, walk: WalkConfig, *, ffmpeg: str
     """
     if walk.mode != "loop":
         raise ValueError(f"the export walks a closed loop: WalkConfig mode must be 'loop', got {walk.mode!r}")
-    config = config.sized(renderer.output_size(config.upscale))
+    native = renderer.output_size(config.upscale)
+    config = config.sized(native)
     check_even(config.codec, config.width, config.height)
     ffmpeg = ffmpeg or (None if config.codec == "png" else ffmpeg_exe())
     check_output(config, ffmpeg)
@@ -71,7 +72,6 @@ def export_loop(config: ExportConfig, renderer, walk: WalkConfig, *, ffmpeg: str
     times = loop_times(walk, config.seconds, config.fps)
     captions, sheet = keyframe_pass(config, renderer, walk, captioner)
 
-    native = renderer.output_size(config.upscale)
     rendered_size = (native, native)
     # Without captions to draw at the output size, ffmpeg fits the frames itself (cheaper; same geometry).
     fit_in_ffmpeg = captions is None and config.codec != "png" and rendered_size != (config.width, config.height)
