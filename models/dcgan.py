@@ -7,7 +7,10 @@ Everything is NHWC. `width_multiplier` scales every filter count, giving CPU-siz
 Up-sampling is either the classic 5x5 transposed convolution or a nearest-neighbour resize followed by a 3x3
 convolution (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"): a transposed convolution whose
 kernel size is not a multiple of its stride overlaps unevenly, which paints a period-2 pattern into every frame;
-resize-convolution treats every output pixel alike, so it cannot. The discriminator may add spectral
+resize-convolution treats every output pixel alike, so it cannot. A nearest-neighbour enlargement followed by linear
+filters has no power at all at the new Nyquist frequency, though, and the collection has: the last stage may
+instead be a sub-pixel convolution (Shi et al. 2016) initialised as a nearest enlargement (ICNR, Aitken et al.
+2017), which starts without a checkerboard and may learn the finest octave. The discriminator may add spectral
 normalisation (Miyato et al. 2018) and a minibatch standard-deviation feature (Karras et al. 2018), which lets
 it see a batch's lack of variety and so pushes the generator away from repeating one face.
 """
@@ -17,8 +20,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from models.layers import ICNR, ChannelBias, DepthToSpace
+
 SUPPORTED_RESOLUTIONS = (64, 128)
-UPSAMPLING_KINDS = ("transposed", "resize")
+UPSAMPLING_KINDS = ("transposed", "resize", "subpixel")
 LATENT_DIM = 100
 BATCH_NORM = {"momentum": 0.9, "epsilon": 1e-5}
 
@@ -65,7 +70,15 @@ def discriminator_filters(resolution: int, width_multiplier: float = 1.0) -> lis
 
 
 def upsample(x, filters: int, upsampling: str, name: str, use_bias: bool = False):
-    """Double the spatial size: a 5x5 transposed convolution, or a nearest resize then a 3x3 convolution."""
+    """Double the spatial size: a 5x5 transposed convolution, a nearest resize then a 3x3 convolution, or a 3x3
+    convolution to four sub-pixel positions then a pixel shuffle (ICNR-initialised, bias shared by the positions)."""
+    if upsampling == "subpixel":
+        x = layers.Conv2D(
+            filters * 4, 3, padding="same", use_bias=False, kernel_initializer=ICNR(2, stddev=0.02),
+            name=f"{name}_subpixel_conv",
+        )(x)
+        x = DepthToSpace(2, name=f"{name}_shuffle")(x)
+        return ChannelBias(name=f"{name}_bias")(x) if use_bias else x
     if upsampling == "transposed":
         return layers.Conv2DTranspose(
             filters, 5, strides=2, padding="same", use_bias=use_bias, kernel_initializer=weight_init(),
@@ -133,16 +146,18 @@ def downsample_block(x, filters: int, name: str, batch_norm: bool = True, spectr
 
 def generator(
     resolution: int = 64, latent_dim: int = LATENT_DIM, width_multiplier: float = 1.0, upsampling: str = "transposed",
-    top_block: bool = False,
+    top_block: bool = False, rgb_upsampling: str | None = None,
 ) -> keras.Model:
     """(batch, latent_dim) float32 -> (batch, resolution, resolution, 3) in [-1, 1].
 
     `top_block`: one more block (upsample, batch norm, ReLU) that reaches the full resolution with the previous
     stage's channels, then a 3x3 convolution to RGB there. Without it the last layer enlarges and paints RGB at
     once, so the finest octave has the least power (measured: bench/README.md, "Generator quality").
+    `rgb_upsampling`: the last stage's own up-sampling (None: `upsampling`), e.g. "subpixel" after "resize" stages.
     """
     check_width(width_multiplier)
     check_upsampling(upsampling)
+    rgb_upsampling = check_upsampling(rgb_upsampling or upsampling)
     if not 1 <= latent_dim <= 4096:
         raise ValueError(f"latent_dim {latent_dim} is outside the allowed range 1..4096")
     filters = generator_filters(resolution, width_multiplier)
@@ -154,12 +169,21 @@ def generator(
     for index, count in enumerate(filters[1:-1], start=1):
         x = upsample_block(x, count, name=f"up{index}", upsampling=upsampling)
     if top_block:
-        x = upsample_block(x, filters[-2], name="top", upsampling=upsampling)
+        x = upsample_block(x, filters[-2], name="top", upsampling=rgb_upsampling)
         x = layers.Conv2D(3, 3, padding="same", kernel_initializer=weight_init(), name="to_rgb_conv")(x)
     else:
-        x = upsample(x, 3, upsampling, name="to_rgb", use_bias=True)
+        x = upsample(x, 3, rgb_upsampling, name="to_rgb", use_bias=True)
     image = layers.Activation("tanh", name="tanh", dtype="float32")(x)
     return keras.Model(latent, image, name=f"dcgan_generator_{resolution}")
+
+
+def generator_from_config(config: dict) -> keras.Model:
+    """The generator a run's config.json (or a bundle manifest's training_config) describes; older runs lack the
+    later options, which then take the values those runs were trained with."""
+    return generator(
+        config["resolution"], config["latent_dim"], config["width_multiplier"], config.get("upsampling", "transposed"),
+        config.get("top_block", False), config.get("rgb_upsampling"),
+    )
 
 
 def discriminator(

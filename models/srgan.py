@@ -15,6 +15,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from models.layers import ICNR, DepthToSpace
+
 UPSCALER_ARCHITECTURES = ("srresnet", "realtime")
 DISCRIMINATOR_ARCHITECTURES = ("srgan", "patch")
 SRRESNET_SCALES = (2, 4)
@@ -33,33 +35,6 @@ VGG_FEATURE_SCALE = 1.0 / 12.75
 
 # ----------------------------------------------------------------------------------------------------
 # Serializable helper layers (no Lambda layers, so safe_mode=True loading works).
-
-
-@keras.saving.register_keras_serializable(package="masquerade")
-class DepthToSpace(layers.Layer):
-    """Pixel shuffle: (N, H, W, C * r * r) -> (N, H * r, W * r, C), channel order as tf.nn.depth_to_space."""
-
-    def __init__(self, block_size: int = 2, **kwargs):
-        super().__init__(**kwargs)
-        if int(block_size) < 2:
-            raise ValueError(f"block_size must be an integer >= 2, got {block_size!r}")
-        self.block_size = int(block_size)
-
-    def call(self, inputs):
-        return ops.depth_to_space(inputs, self.block_size, data_format="channels_last")
-
-    def compute_output_shape(self, input_shape):
-        n, h, w, c = input_shape
-        r = self.block_size
-        return (
-            n,
-            None if h is None else h * r,
-            None if w is None else w * r,
-            None if c is None else c // (r * r),
-        )
-
-    def get_config(self):
-        return {**super().get_config(), "block_size": self.block_size}
 
 
 @keras.saving.register_keras_serializable(package="masquerade")
@@ -147,31 +122,6 @@ class VggPreprocess(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
-
-
-@keras.saving.register_keras_serializable(package="masquerade")
-class ICNR(keras.initializers.Initializer):
-    """Sub-pixel convolution initialiser without checkerboard (Aitken et al. 2017, "Checkerboard artifact free
-    sub-pixel convolution"): one He-normal kernel per output channel, repeated for every one of the scale^2
-    sub-pixel positions, so before training the pixel shuffle equals a nearest-neighbour upsampling.
-
-    Channel order follows depth_to_space: channel (i * scale + j) * C + c lands at sub-pixel (i, j), colour c.
-    """
-
-    def __init__(self, scale: int = 2, seed: int | None = None):
-        self.scale = int(scale)
-        self.seed = seed
-
-    def __call__(self, shape, dtype=None):
-        kh, kw, c_in, c_out = shape
-        positions = self.scale * self.scale
-        if c_out % positions:
-            raise ValueError(f"ICNR needs output channels divisible by scale^2 = {positions}, got {c_out}")
-        base = keras.initializers.HeNormal(seed=self.seed)((kh, kw, c_in, c_out // positions), dtype=dtype)
-        return ops.tile(base, (1, 1, 1, positions))
-
-    def get_config(self):
-        return {"scale": self.scale, "seed": self.seed}
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -100,6 +100,13 @@ def folder_size(path: Path) -> int:
     return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
 
 
+def upsampling_words(generator: dict) -> str:
+    """'resize' or, when the RGB stage differs, 'resize, the RGB stage subpixel' (bundles before the option: one)."""
+    upsampling = generator.get("upsampling", "transposed")
+    rgb = generator.get("rgb_upsampling", upsampling)
+    return upsampling if rgb == upsampling else f"{upsampling}, the RGB stage {rgb}"
+
+
 def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, inspect_report: Path | None,
                recipe: Path | None, frame_rate: Path | None = None, name: str | None = None) -> Path:
     """Write MODEL_CARD.md into the bundle. `name`: the bundle's name in the title (default: its folder's; a
@@ -143,7 +150,7 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
         f"- DCGAN {generator['resolution']} px, latent {generator['latent_dim']}, width multiplier "
         f"{generator['width_multiplier']}; {generator['steps']} steps at batch {config.get('batch_size')}, "
         f"Adam {config.get('learning_rate')} beta1 {config.get('beta1')}, strategy {config.get('strategy')}.",
-        f"- Upsampling {generator.get('upsampling', 'transposed')}, loss {config.get('loss', 'bce')}, augmentation "
+        f"- Upsampling {upsampling_words(generator)}, loss {config.get('loss', 'bce')}, augmentation "
         f"{config.get('augment') or 'none'}; exported weights: {generator.get('weights', 'final')}"
         + (f", batch-norm statistics {generator['batch_norm_statistics']}" if "batch_norm_statistics" in generator
            else "") + ".",

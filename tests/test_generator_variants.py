@@ -42,7 +42,48 @@ def test_transposed_convolution_paints_a_period_two_pattern_on_a_constant_map():
     assert not np.allclose(even, odd, atol=1e-2)
 
 
-def test_both_generators_keep_the_contract():
+def test_subpixel_upsampling_starts_without_a_checkerboard_and_may_learn_the_finest_octave():
+    """ICNR makes an untrained sub-pixel stage a nearest enlargement: a constant map stays constant. Unlike
+    resize-convolution it is not constant by construction: with other weights the four sub-pixel positions part."""
+    tf.keras.utils.set_random_seed(4)
+    inputs = tf.keras.Input((8, 8, 6))
+    model = tf.keras.Model(inputs, dcgan.upsample(inputs, 4, "subpixel", name="probe", use_bias=True))
+    constant = np.ones((1, 8, 8, 6), np.float32)
+    untrained = np.asarray(model(constant))[0, 2:-2, 2:-2]
+    assert untrained.shape == (12, 12, 4) and np.ptp(untrained, axis=(0, 1)).max() < 1e-5
+    for weight in model.weights:
+        weight.assign(tf.random.normal(weight.shape))
+    trained = np.asarray(model(constant))[0, 2:-2, 2:-2]
+    even, odd = trained[0::2, 0::2], trained[1::2, 1::2]
+    assert np.allclose(even[:-1], even[1:], atol=1e-4) and not np.allclose(even, odd, atol=1e-2)
+    bias = model.get_layer("probe_bias").bias
+    assert bias.shape == (4,)  # one bias per channel, shared by the four positions: it cannot paint a pattern
+
+
+def test_a_subpixel_rgb_stage_after_resize_stages_saves_loads_and_converts(tmp_path):
+    from models.litert import LiteRTModel
+    from training.litert import convert_generator
+
+    model = dcgan.generator(64, 16, 0.0625, "resize", rgb_upsampling="subpixel")
+    names = {layer.name for layer in model.layers}
+    assert {"up1_resize", "to_rgb_subpixel_conv", "to_rgb_shuffle", "to_rgb_bias"} <= names
+    assert "to_rgb_resize" not in names
+    for weight in model.weights:
+        weight.assign(weight + tf.random.normal(weight.shape, stddev=0.01))
+    latents = np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32)
+    path = tmp_path / "generator.keras"
+    model.save(path)
+    loaded = tf.keras.models.load_model(path, compile=False, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded(latents)), np.asarray(model(latents)), atol=1e-6)
+    assert dcgan.generator_from_config({"resolution": 64, "latent_dim": 16, "width_multiplier": 0.0625,
+                                        "upsampling": "resize", "rgb_upsampling": "subpixel"}).count_params() \
+        == model.count_params()
+    converted = convert_generator(tmp_path, model, path, batch_sizes=(3,))
+    images = LiteRTModel(tmp_path / converted["file"]).run(latents=latents)["images"]
+    np.testing.assert_allclose(images, np.asarray(model(latents)), atol=2e-5)
+
+
+def test_every_generator_keeps_the_contract():
     for upsampling in dcgan.UPSAMPLING_KINDS:
         for resolution in (64, 128):
             for top_block in (False, True):
@@ -51,7 +92,8 @@ def test_both_generators_keep_the_contract():
                 assert images.shape == (2, resolution, resolution, 3)
                 assert images.min() >= -1 and images.max() <= 1
                 names = {layer.name for layer in model.layers}
-                assert ({"top_resize" if upsampling == "resize" else "top_deconv", "top_bn", "to_rgb_conv"} <= names
+                top = {"resize": "top_resize", "transposed": "top_deconv", "subpixel": "top_shuffle"}[upsampling]
+                assert ({top, "top_bn", "to_rgb_conv"} <= names
                         if top_block else not any(name.startswith("top") for name in names))
     with pytest.raises(ValueError, match="upsampling 'bilinear-ish' is not supported"):
         dcgan.generator(64, 100, 0.0625, "bilinear-ish")
@@ -98,6 +140,8 @@ VARIANTS = {
     "refined": {"upsampling": "resize", "loss": "hinge", "spectral_norm": True, "minibatch_stddev": True,
                 "augment": "color,translation,cutout", "flip": True, "ema_decay": 0.9, "r1_gamma": 1.0,
                 "top_block": True},
+    "kept, sub-pixel RGB stage": {"upsampling": "resize", "rgb_upsampling": "subpixel", "minibatch_stddev": True,
+                                  "augment": "color,translation", "flip": True, "ema_decay": 0.9},
 }
 
 
@@ -135,7 +179,7 @@ def test_export_writes_the_averaged_weights(tiny_dataset, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
-    assert manifest["generator"]["upsampling"] == "resize"
+    assert manifest["generator"]["upsampling"] == manifest["generator"]["rgb_upsampling"] == "resize"
     assert manifest["generator"]["weights"] == "exponential moving average"
     assert manifest["generator"]["training_config"]["ema_decay"] == 0.5
     assert manifest["generator"]["batch_norm_statistics"].startswith("standing")
@@ -183,6 +227,7 @@ def test_options_are_validated_with_the_allowed_values(tiny_dataset, tmp_path):
     for options, message in [({"loss": "wasserstein"}, "loss 'wasserstein' is unknown"),
                              ({"ema_decay": 1.0}, r"ema_decay 1.0 is outside the allowed range \[0, 1\)"),
                              ({"augment": "zoom"}, "augmentation 'zoom' is unknown"),
-                             ({"upsampling": "pixelshuffle"}, "upsampling 'pixelshuffle' is not supported")]:
+                             ({"upsampling": "pixelshuffle"}, "upsampling 'pixelshuffle' is not supported"),
+                             ({"rgb_upsampling": "bilinear"}, "rgb_upsampling 'bilinear' is unknown")]:
         with pytest.raises(ValueError, match=message):
             tiny_config(tiny_dataset, tmp_path, **options)

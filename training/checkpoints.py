@@ -47,10 +47,7 @@ def restore_generator(run_dir: str | Path, step: int | None = None, weights: str
     if weights not in ("exported", "raw"):
         raise ValueError(f"weights {weights!r} is not one of exported, raw")
     config = read_run_config(run_dir)
-    generator = dcgan.generator(
-        config["resolution"], config["latent_dim"], config["width_multiplier"], config.get("upsampling", "transposed"),
-        config.get("top_block", False),
-    )
+    generator = dcgan.generator_from_config(config)
     checkpoint = latest_checkpoint(run_dir) if step is None else checkpoint_at(run_dir, step)
     step = tf.Variable(0, dtype=tf.int64)
     # With a weight average in the run, that average is the generator to show (see DCGANTrainer).

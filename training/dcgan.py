@@ -55,6 +55,8 @@ class DCGANConfig(ControllerConfig):
     init_from: str | None = option(None, "Warm start: take the networks (not the optimizers or step) of this run.")
     upsampling: str = option("transposed", "Generator upsampling: transposed convolutions, or nearest resize + 3x3 "
                              "conv (resize: no checkerboard by construction).", choices=dcgan.UPSAMPLING_KINDS)
+    rgb_upsampling: str | None = option(None, "The last stage's own up-sampling, e.g. subpixel after resize stages "
+                                        "(unset: --upsampling).", choices=dcgan.UPSAMPLING_KINDS)
     loss: str = option("bce", "Adversarial loss: bce (DCGAN) or hinge (with spectral norm, as SN-GAN and BigGAN "
                        "train).", choices=LOSSES)
     spectral_norm: bool = option(False, "Spectral normalisation of every discriminator layer (replaces its batch "
@@ -91,7 +93,7 @@ def sample_noise(count: int, latent_dim: int, seed: int) -> np.ndarray:
 
 def build_generator(config: DCGANConfig) -> keras.Model:
     return dcgan.generator(config.resolution, config.latent_dim, config.width_multiplier, config.upsampling,
-                           config.top_block)
+                           config.top_block, config.rgb_upsampling)
 
 
 class DCGANTrainer(Trainer):

@@ -32,6 +32,7 @@ def export_generator(run_dir: str | Path, bundle_dir: str | Path) -> dict:
         "file": "generator.keras",
         "architecture": "dcgan",
         "upsampling": config.get("upsampling", "transposed"),
+        "rgb_upsampling": config.get("rgb_upsampling") or config.get("upsampling", "transposed"),
         "weights": "exponential moving average" if config.get("ema_decay") else "final",
         "batch_norm_statistics": "standing: re-estimated for the averaged weights" if config.get("ema_decay")
         else "moving averages from training",
