@@ -10,6 +10,8 @@ yardstick's is "as good as real" for that figure.
   averaged over images. Log-spectral distance: RMS of log10 of the ratio of the radially averaged spectra.
   Checkerboard ratio: power at the period-2 and period-4 frequencies, where transposed convolutions paint
   their pattern. High-frequency ratio: power in the top third of radial frequencies. Both generated / real.
+  Spectrum by band: the mean log10 ratio in bands of the radius as a fraction of Nyquist, which says where the
+  log-spectral distance comes from (a generator short of its finest octave shows it in the last band).
 - Diversity: pairs of samples closer than 0.05 RMS at 32 px (near-identical faces).
 - Memorisation: share of samples closer to a training image than the collection's own nearest neighbours
   are to each other at their 5th percentile (RMS at 32 px).
@@ -75,6 +77,20 @@ def checkerboard_power(spectrum: np.ndarray) -> float:
     return float(total)
 
 
+SPECTRUM_BANDS = ((0, 1 / 8), (1 / 8, 1 / 4), (1 / 4, 1 / 2), (1 / 2, 3 / 4), (3 / 4, 7 / 8), (7 / 8, 1))
+
+
+def band_name(low: float, high: float) -> str:
+    return f"{low:g}-{high:g}"
+
+
+def spectrum_bands(log_ratio: np.ndarray) -> dict[str, float]:
+    """Mean log10(generated / real) over radii 1..N (N = Nyquist) in each SPECTRUM_BANDS band of r / N."""
+    fractions = np.arange(1, len(log_ratio) + 1) / len(log_ratio)
+    return {band_name(low, high): float(log_ratio[(fractions > low) & (fractions <= high)].mean())
+            for low, high in SPECTRUM_BANDS}
+
+
 def spectral_figures(generated: np.ndarray, real: np.ndarray) -> dict:
     """Log-spectral distance, checkerboard ratio and high-frequency ratio of `generated` against `real`."""
     generated_spectrum, real_spectrum = power_spectra(generated), power_spectra(real)
@@ -87,6 +103,7 @@ def spectral_figures(generated: np.ndarray, real: np.ndarray) -> dict:
         "log_spectral_distance": float(np.sqrt(np.mean(log_ratio**2))),
         "checkerboard_ratio": float(checkerboard),
         "high_frequency_ratio": float(generated_profile[top_third].sum() / (real_profile[top_third].sum() + tiny)),
+        "spectrum_bands": spectrum_bands(log_ratio),
     }
 
 
@@ -231,6 +248,11 @@ def format_table(report: dict) -> list[str]:
                          sorted(report[name]["swd_per_level"].items(), key=lambda level: -int(level[0])))
               for name in columns]
     lines.append("| SWD per level (px: x1e3) | " + " | ".join(levels) + " |")
+    if all("spectrum_bands" in report[name] for name in columns):  # reports written before the bands had none
+        names = [band_name(low, high) for low, high in SPECTRUM_BANDS]
+        bands = [" / ".join(f"{report[name]['spectrum_bands'][band]:+.2f}" for band in names) for name in columns]
+        names = ", ".join(names)
+        lines.append(f"| spectrum, log10 generated/real by band of Nyquist ({names}) | " + " | ".join(bands) + " |")
     return lines
 
 
