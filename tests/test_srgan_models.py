@@ -243,13 +243,16 @@ def test_hr_channels_model_starts_as_plain_upsampling_and_reloads_in_safe_mode(t
 
 
 def test_patch_discriminator_scores_patches_of_any_size():
+    keras.utils.set_random_seed(2)
     model = srgan.patch_discriminator(filters=8, num_layers=3)
     for height, width in ((64, 64), (48, 80)):
         logits = keras.ops.convert_to_numpy(model(random_images((2, height, width, 3)), training=False))
         assert logits.shape == (2, height // 8, width // 8, 1)
     assert srgan.patch_feature_layers(model) == ["p0_lrelu", "p1_lrelu", "p2_lrelu", "p3_lrelu"]
-    # Spectral normalisation: after a training call each kernel's largest singular value is about 1.
-    model(random_images((2, 32, 32, 3)), training=True)
+    # Spectral normalisation: once its power iteration (one step per training call, from a random vector) has
+    # converged, each kernel's largest singular value is about 1. A single call was sometimes 30% off.
+    for _ in range(20):
+        model(random_images((2, 32, 32, 3)), training=True)
     layer = model.get_layer("p1_conv_sn")
     kernel = keras.ops.convert_to_numpy(layer.kernel).reshape(-1, layer.kernel.shape[-1])
-    assert np.linalg.svd(kernel, compute_uv=False)[0] == pytest.approx(1.0, rel=0.3)
+    assert np.linalg.svd(kernel, compute_uv=False)[0] == pytest.approx(1.0, rel=0.05)
