@@ -7,12 +7,14 @@ Everything is NHWC. `width_multiplier` scales every filter count, giving CPU-siz
 Up-sampling is either the classic 5x5 transposed convolution or a nearest-neighbour resize followed by a 3x3
 convolution (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"): a transposed convolution whose
 kernel size is not a multiple of its stride overlaps unevenly, which paints a period-2 pattern into every frame;
-resize-convolution treats every output pixel alike, so it cannot. A nearest-neighbour enlargement followed by linear
-filters has no power at all at the new Nyquist frequency, though, and the collection has: the last stage may
-instead be a sub-pixel convolution (Shi et al. 2016) initialised as a nearest enlargement (ICNR, Aitken et al.
-2017), which starts without a checkerboard and may learn the finest octave. The discriminator may add spectral
-normalisation (Miyato et al. 2018) and a minibatch standard-deviation feature (Karras et al. 2018), which lets
-it see a batch's lack of variety and so pushes the generator away from repeating one face.
+resize-convolution treats every output pixel alike, so it cannot. A nearest-neighbour enlargement followed by
+linear filters has no power at all at the new Nyquist frequency, though, and the collection has: the last stage
+may instead be a sub-pixel convolution (Shi et al. 2016) initialised as a nearest enlargement (ICNR, Aitken et
+al. 2017), which starts without a checkerboard and may learn the finest octave; the balanced kind keeps every
+sub-pixel position's gain equal (Sugawara et al. 2018), so flat regions cannot take a checkerboard either.
+The discriminator may add spectral normalisation (Miyato et al. 2018) and a minibatch standard-deviation feature
+(Karras et al. 2018), which lets it see a batch's lack of variety and so pushes the generator away from
+repeating one face.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from models.layers import ICNR, ChannelBias, DepthToSpace
+from models.layers import ICNR, BalancedSubpixelConvolution, ChannelBias, DepthToSpace
 
 SUPPORTED_RESOLUTIONS = (64, 128)
-UPSAMPLING_KINDS = ("transposed", "resize", "subpixel")
+UPSAMPLING_KINDS = ("transposed", "resize", "subpixel", "balanced-subpixel")
 LATENT_DIM = 100
 BATCH_NORM = {"momentum": 0.9, "epsilon": 1e-5}
 
@@ -71,12 +73,18 @@ def discriminator_filters(resolution: int, width_multiplier: float = 1.0) -> lis
 
 def upsample(x, filters: int, upsampling: str, name: str, use_bias: bool = False):
     """Double the spatial size: a 5x5 transposed convolution, a nearest resize then a 3x3 convolution, or a 3x3
-    convolution to four sub-pixel positions then a pixel shuffle (ICNR-initialised, bias shared by the positions)."""
-    if upsampling == "subpixel":
-        x = layers.Conv2D(
-            filters * 4, 3, padding="same", use_bias=False, kernel_initializer=ICNR(2, stddev=0.02),
-            name=f"{name}_subpixel_conv",
-        )(x)
+    convolution to four sub-pixel positions then a pixel shuffle (ICNR-initialised, bias shared by the positions;
+    balanced-subpixel: the positions' kernels keep equal gains, so a flat input stays flat)."""
+    if upsampling in ("subpixel", "balanced-subpixel"):
+        if upsampling == "subpixel":
+            x = layers.Conv2D(
+                filters * 4, 3, padding="same", use_bias=False, kernel_initializer=ICNR(2, stddev=0.02),
+                name=f"{name}_subpixel_conv",
+            )(x)
+        else:
+            x = BalancedSubpixelConvolution(
+                filters, 3, 2, kernel_initializer=ICNR(2, stddev=0.02), name=f"{name}_subpixel_conv"
+            )(x)
         x = DepthToSpace(2, name=f"{name}_shuffle")(x)
         return ChannelBias(name=f"{name}_bias")(x) if use_bias else x
     if upsampling == "transposed":

@@ -76,3 +76,43 @@ class ICNR(keras.initializers.Initializer):
     def get_config(self):
         config = {"scale": self.scale, "seed": self.seed}
         return config if self.stddev is None else {**config, "stddev": self.stddev}
+
+
+@keras.saving.register_keras_serializable(package="masquerade")
+class BalancedSubpixelConvolution(layers.Layer):
+    """A 'same' convolution to scale^2 sub-pixel positions whose positions answer a flat input alike.
+
+    A pixel shuffle after a free convolution can paint a period-`scale` pattern on flat regions as soon as the
+    positions' kernels sum to different gains. Sugawara et al. (2018, "Super-resolution using convolutional
+    neural networks without any checkerboard artifacts") show that equal gains (the steady-state response of
+    every polyphase component) is the condition for none. The kernel here is projected onto that condition at
+    every call: each position's kernel loses the difference between its gain and the positions' mean gain,
+    spread evenly over its taps. Edges may still differ between positions, which is the finest octave a nearest
+    enlargement cannot draw. Channel order follows depth_to_space, as ICNR's.
+    """
+
+    def __init__(self, filters: int, kernel_size: int = 3, scale: int = 2, kernel_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.scale = int(filters), int(kernel_size), int(scale)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer or ICNR(self.scale))
+
+    def build(self, input_shape):
+        shape = (self.kernel_size, self.kernel_size, input_shape[-1], self.filters * self.scale**2)
+        self.kernel = self.add_weight(shape=shape, initializer=self.kernel_initializer, name="kernel")
+
+    def balanced_kernel(self):
+        size, channels = self.kernel_size, self.kernel.shape[2]
+        positions = ops.reshape(self.kernel, (size, size, channels, self.scale**2, self.filters))
+        gains = ops.sum(positions, axis=(0, 1), keepdims=True)
+        excess = gains - ops.mean(gains, axis=3, keepdims=True)
+        return ops.reshape(positions - excess / (size * size), self.kernel.shape)
+
+    def call(self, inputs):
+        return ops.conv(inputs, ops.cast(self.balanced_kernel(), inputs.dtype), padding="same")
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters * self.scale**2)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "scale": self.scale, "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
