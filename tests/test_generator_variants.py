@@ -60,11 +60,32 @@ def test_subpixel_upsampling_starts_without_a_checkerboard_and_may_learn_the_fin
     assert bias.shape == (4,)  # one bias per channel, shared by the four positions: it cannot paint a pattern
 
 
-def test_a_subpixel_rgb_stage_after_resize_stages_saves_loads_and_converts(tmp_path):
+def test_balanced_subpixel_upsampling_answers_any_constant_map_with_a_constant_one_yet_draws_edges():
+    """With any weights (not only at initialisation) a flat input stays flat, unlike the free sub-pixel stage;
+    an edge, though, may come out sharper than a nearest enlargement can draw it (different positions)."""
+    tf.keras.utils.set_random_seed(4)
+    inputs = tf.keras.Input((8, 8, 6))
+    model = tf.keras.Model(inputs, dcgan.upsample(inputs, 4, "balanced-subpixel", name="probe", use_bias=True))
+    for weight in model.weights:
+        weight.assign(tf.random.normal(weight.shape))
+    for level in (1.0, -2.5):
+        flat = np.asarray(model(np.full((1, 8, 8, 6), level, np.float32)))[0, 2:-2, 2:-2]
+        assert np.ptp(flat, axis=(0, 1)).max() < 1e-4
+    edge = np.zeros((1, 8, 8, 6), np.float32)
+    edge[:, :, 4:] = 1.0
+    drawn = np.asarray(model(edge))[0]
+    assert not np.allclose(drawn[:, 0::2], drawn[:, 1::2], atol=1e-3)  # the two columns of an input pixel differ
+    layer = model.get_layer("probe_subpixel_conv")
+    gains = np.asarray(layer.balanced_kernel()).reshape(3, 3, 6, 4, 4).sum(axis=(0, 1))
+    np.testing.assert_allclose(gains, np.repeat(gains.mean(axis=1, keepdims=True), 4, axis=1), atol=1e-4)
+
+
+@pytest.mark.parametrize("rgb_upsampling", ["subpixel", "balanced-subpixel"])
+def test_a_subpixel_rgb_stage_after_resize_stages_saves_loads_and_converts(tmp_path, rgb_upsampling):
     from models.litert import LiteRTModel
     from training.litert import convert_generator
 
-    model = dcgan.generator(64, 16, 0.0625, "resize", rgb_upsampling="subpixel")
+    model = dcgan.generator(64, 16, 0.0625, "resize", rgb_upsampling=rgb_upsampling)
     names = {layer.name for layer in model.layers}
     assert {"up1_resize", "to_rgb_subpixel_conv", "to_rgb_shuffle", "to_rgb_bias"} <= names
     assert "to_rgb_resize" not in names
@@ -76,7 +97,7 @@ def test_a_subpixel_rgb_stage_after_resize_stages_saves_loads_and_converts(tmp_p
     loaded = tf.keras.models.load_model(path, compile=False, safe_mode=True)
     np.testing.assert_allclose(np.asarray(loaded(latents)), np.asarray(model(latents)), atol=1e-6)
     assert dcgan.generator_from_config({"resolution": 64, "latent_dim": 16, "width_multiplier": 0.0625,
-                                        "upsampling": "resize", "rgb_upsampling": "subpixel"}).count_params() \
+                                        "upsampling": "resize", "rgb_upsampling": rgb_upsampling}).count_params() \
         == model.count_params()
     converted = convert_generator(tmp_path, model, path, batch_sizes=(3,))
     images = LiteRTModel(tmp_path / converted["file"]).run(latents=latents)["images"]
@@ -92,7 +113,8 @@ def test_every_generator_keeps_the_contract():
                 assert images.shape == (2, resolution, resolution, 3)
                 assert images.min() >= -1 and images.max() <= 1
                 names = {layer.name for layer in model.layers}
-                top = {"resize": "top_resize", "transposed": "top_deconv", "subpixel": "top_shuffle"}[upsampling]
+                top = "top_shuffle" if "subpixel" in upsampling else {"resize": "top_resize",
+                                                                       "transposed": "top_deconv"}[upsampling]
                 assert ({top, "top_bn", "to_rgb_conv"} <= names
                         if top_block else not any(name.startswith("top") for name in names))
     with pytest.raises(ValueError, match="upsampling 'bilinear-ish' is not supported"):
@@ -140,8 +162,9 @@ VARIANTS = {
     "refined": {"upsampling": "resize", "loss": "hinge", "spectral_norm": True, "minibatch_stddev": True,
                 "augment": "color,translation,cutout", "flip": True, "ema_decay": 0.9, "r1_gamma": 1.0,
                 "top_block": True},
-    "kept, sub-pixel RGB stage": {"upsampling": "resize", "rgb_upsampling": "subpixel", "minibatch_stddev": True,
-                                  "augment": "color,translation", "flip": True, "ema_decay": 0.9},
+    "kept, balanced sub-pixel RGB stage": {"upsampling": "resize", "rgb_upsampling": "balanced-subpixel",
+                                           "minibatch_stddev": True, "augment": "color,translation", "flip": True,
+                                           "ema_decay": 0.9},
 }
 
 
