@@ -240,7 +240,7 @@ def load_model(path: str | os.PathLike) -> keras.Model:
                           "brings it (or use a bundle with LiteRT files)")
     import keras
 
-    import models.dcgan  # noqa: F401  (registers the discriminator's custom layer)
+    import models.dcgan  # noqa: F401  (registers the custom layers of the generator and discriminator)
     import models.srgan  # noqa: F401  (registers the custom layers the upscalers use)
 
     check_keras_version()
