@@ -224,6 +224,16 @@ def test_export_writes_the_averaged_weights(tiny_dataset, tmp_path):
         np.testing.assert_array_equal(np.asarray(weight), expected)
     with pytest.raises(ValueError, match="weights 'ema' is not one of exported, raw"):
         restore_generator(run, weights="ema")
+    # An earlier checkpoint, the one a quality sweep preferred, exports by its step; a missing one is one line.
+    earlier = subprocess.run([sys.executable, "-m", "training", "export", str(run), "--out", str(tmp_path / "early"),
+                              "--step", "2"], capture_output=True, text=True, timeout=300)
+    assert earlier.returncode == 0, earlier.stderr
+    assert json.loads((tmp_path / "early" / "manifest.json").read_text())["generator"]["steps"] == 2
+    missing = subprocess.run([sys.executable, "-m", "training", "export", str(run), "--out", str(tmp_path / "none"),
+                              "--step", "3"], capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert f"error: {run} holds no checkpoint at step 3 (it keeps: 2, 4)" in missing.stderr
+    assert not (tmp_path / "none").exists()
 
 
 def test_standing_statistics_make_inference_normalise_like_training(tmp_path):

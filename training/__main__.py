@@ -66,7 +66,7 @@ def run_dcgan(args) -> int:
 def run_export(args) -> int:
     from training.export import export_generator
 
-    manifest = export_generator(args.run, args.out)
+    manifest = export_generator(args.run, args.out, args.step)
     print(f"exported generator (step {manifest['generator']['steps']}) to {args.out}")
     return 0
 
@@ -206,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a run's generator into a model bundle")
     export.add_argument("run", help="training run folder")
     export.add_argument("--out", required=True, help="bundle folder, e.g. assets/models/NAME")
+    export.add_argument("--step", type=int, help="the checkpoint saved at this step (default: the latest), for "
+                        "example the one the quality command preferred")
     export.set_defaults(handler=run_export)
 
     add_sr_commands(commands)

@@ -30,7 +30,9 @@ def latest_checkpoint(run_dir: str | Path) -> str:
 def checkpoint_at(run_dir: str | Path, step: int) -> str:
     path = Path(run_dir) / CHECKPOINT_DIR / f"ckpt-{step}"
     if not Path(f"{path}.index").is_file():
-        raise FileNotFoundError(f"{run_dir} holds no checkpoint at step {step}")
+        kept = sorted(checkpoint_step(index.stem) for index in path.parent.glob("ckpt-*.index"))
+        listed = ", ".join(map(str, kept[:12])) + (", ..." if len(kept) > 12 else "") if kept else "none"
+        raise FileNotFoundError(f"{run_dir} holds no checkpoint at step {step} (it keeps: {listed})")
     return str(path)
 
 

@@ -25,8 +25,9 @@ def dataset_section(data_dir: str) -> dict:
     return {"fingerprint": manifest["fingerprint"], "count": manifest["count"], "image_size": manifest["image_size"]}
 
 
-def export_generator(run_dir: str | Path, bundle_dir: str | Path) -> dict:
-    generator, config, step = restore_generator(run_dir)
+def export_generator(run_dir: str | Path, bundle_dir: str | Path, step: int | None = None) -> dict:
+    """Write the run's generator (its latest checkpoint, or the one saved at `step`) into the bundle."""
+    generator, config, step = restore_generator(run_dir, step)
     saved = bundle.save_model(bundle_dir, "generator.keras", generator)
     info = {
         "file": "generator.keras",
