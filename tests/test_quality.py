@@ -70,7 +70,11 @@ def test_the_same_seed_gives_the_same_numbers_and_another_seed_other_projections
     assert first == again
     assert first["generated"]["swd"] != other["generated"]["swd"]
     # The table lists the pyramid levels finest first, also from a report read back from JSON.
-    row = quality.format_table(json.loads(json.dumps(first, sort_keys=True)))[-2]
+    table = quality.format_table(json.loads(json.dumps(first, sort_keys=True)))
+    bands = table[-1].split(" | ")
+    assert bands[0].startswith("| spectrum, log10 generated/real by band of Nyquist (0-0.125, 0.125-0.25,")
+    assert bands[1] == " / ".join(f"{value:+.2f}" for value in first["generated"]["spectrum_bands"].values())
+    row = table[-2]
     sizes = [int(part.split(":")[0]) for part in row.split(" | ")[1].split(" / ")]
     assert sizes == sorted(sizes, reverse=True) and len(sizes) > 2
 
