@@ -22,20 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from training import quality  # noqa: E402
-from training.checkpoints import restore_generator  # noqa: E402
-from training.quality_cli import collection_images, latents  # noqa: E402
-from training.runs import to_uint8  # noqa: E402
+from training.quality_cli import QualityConfig, collection_images, generated_frames  # noqa: E402
 
 SAMPLES, COLLECTION, SEED = 512, 1000, 0
 
 
 def screen(run: str, step: int, real: np.ndarray | None) -> tuple[str, np.ndarray]:
-    generator, config, _ = restore_generator(run, step, "exported")
-    noise = latents(SAMPLES, config["latent_dim"], SEED)
-    frames = np.concatenate([to_uint8(generator(noise[start : start + 64], training=False))
-                             for start in range(0, SAMPLES, 64)])
+    frames, data_dir, _ = generated_frames(QualityConfig(run=run, step=step, samples=SAMPLES, seed=SEED))
     if real is None:
-        real = collection_images(config["data"], frames.shape[1], COLLECTION, SEED)
+        real = collection_images(data_dir, frames.shape[1], COLLECTION, SEED)
     figures = quality.spectral_figures(frames, real)
     pairs = quality.diversity_figures(frames[: quality.DIVERSITY_SAMPLES])["near_identical_pairs"]
     bands = " / ".join(f"{value:+.2f}" for value in figures["spectrum_bands"].values())

@@ -30,8 +30,11 @@ LATENT_DIM = 100
 BATCH_NORM = {"momentum": 0.9, "epsilon": 1e-5}
 
 
+WEIGHT_STDDEV = 0.02
+
+
 def weight_init() -> keras.initializers.Initializer:
-    return keras.initializers.TruncatedNormal(mean=0.0, stddev=0.02)
+    return keras.initializers.TruncatedNormal(mean=0.0, stddev=WEIGHT_STDDEV)
 
 
 def check_resolution(resolution: int) -> int:
@@ -44,6 +47,11 @@ def check_width(width_multiplier: float) -> float:
     if not 0.01 <= width_multiplier <= 4.0:
         raise ValueError(f"width_multiplier {width_multiplier} is outside the allowed range 0.01..4")
     return width_multiplier
+
+
+def rgb_stage_upsampling(upsampling: str, rgb_upsampling: str | None = None) -> str:
+    """The last stage's up-sampling: its own when given, else the other stages'."""
+    return check_upsampling(rgb_upsampling or upsampling)
 
 
 def check_upsampling(upsampling: str) -> str:
@@ -75,16 +83,16 @@ def upsample(x, filters: int, upsampling: str, name: str, use_bias: bool = False
     """Double the spatial size: a 5x5 transposed convolution, a nearest resize then a 3x3 convolution, or a 3x3
     convolution to four sub-pixel positions then a pixel shuffle (ICNR-initialised, bias shared by the positions;
     balanced-subpixel: the positions' kernels keep equal gains, so a flat input stays flat)."""
+    if upsampling == "subpixel":
+        x = layers.Conv2D(
+            filters * 4, 3, padding="same", use_bias=False, kernel_initializer=ICNR(2, stddev=WEIGHT_STDDEV),
+            name=f"{name}_subpixel_conv",
+        )(x)
+    elif upsampling == "balanced-subpixel":
+        x = BalancedSubpixelConvolution(
+            filters, 3, 2, kernel_initializer=ICNR(2, stddev=WEIGHT_STDDEV), name=f"{name}_subpixel_conv"
+        )(x)
     if upsampling in ("subpixel", "balanced-subpixel"):
-        if upsampling == "subpixel":
-            x = layers.Conv2D(
-                filters * 4, 3, padding="same", use_bias=False, kernel_initializer=ICNR(2, stddev=0.02),
-                name=f"{name}_subpixel_conv",
-            )(x)
-        else:
-            x = BalancedSubpixelConvolution(
-                filters, 3, 2, kernel_initializer=ICNR(2, stddev=0.02), name=f"{name}_subpixel_conv"
-            )(x)
         x = DepthToSpace(2, name=f"{name}_shuffle")(x)
         return ChannelBias(name=f"{name}_bias")(x) if use_bias else x
     if upsampling == "transposed":
@@ -165,7 +173,7 @@ def generator(
     """
     check_width(width_multiplier)
     check_upsampling(upsampling)
-    rgb_upsampling = check_upsampling(rgb_upsampling or upsampling)
+    rgb_upsampling = rgb_stage_upsampling(upsampling, rgb_upsampling)
     if not 1 <= latent_dim <= 4096:
         raise ValueError(f"latent_dim {latent_dim} is outside the allowed range 1..4096")
     filters = generator_filters(resolution, width_multiplier)

@@ -14,7 +14,7 @@ from models import dcgan
 from training import data
 from training.augment import diff_augment, parse_policy
 from training.controller import ControllerConfig, Phase, Trainer, make_optimizer, moving_average
-from training.options import check_options, option
+from training.options import check_options, option, to_flat_dict
 from training.precision import PRECISIONS, agree_on_finite, check_precision, dtype_policy
 from training.runs import CHECKPOINT_DIR, image_grid, publish_samples, run_path, to_uint8
 from training.standing_statistics import standing_statistics
@@ -92,8 +92,8 @@ def sample_noise(count: int, latent_dim: int, seed: int) -> np.ndarray:
 
 
 def build_generator(config: DCGANConfig) -> keras.Model:
-    return dcgan.generator(config.resolution, config.latent_dim, config.width_multiplier, config.upsampling,
-                           config.top_block, config.rgb_upsampling)
+    """The same construction restore and export use, from the options config.json stores."""
+    return dcgan.generator_from_config(to_flat_dict(config))
 
 
 class DCGANTrainer(Trainer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from models import bundle
+from models import bundle, dcgan
 from training import data, litert
 from training.checkpoints import (  # noqa: F401 (re-exported: callers import these from training.export)
     checkpoint_at,
@@ -33,7 +33,8 @@ def export_generator(run_dir: str | Path, bundle_dir: str | Path, step: int | No
         "file": "generator.keras",
         "architecture": "dcgan",
         "upsampling": config.get("upsampling", "transposed"),
-        "rgb_upsampling": config.get("rgb_upsampling") or config.get("upsampling", "transposed"),
+        "rgb_upsampling": dcgan.rgb_stage_upsampling(config.get("upsampling", "transposed"),
+                                                     config.get("rgb_upsampling")),
         "weights": "exponential moving average" if config.get("ema_decay") else "final",
         "batch_norm_statistics": "standing: re-estimated for the averaged weights" if config.get("ema_decay")
         else "moving averages from training",

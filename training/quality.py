@@ -249,10 +249,10 @@ def format_table(report: dict) -> list[str]:
               for name in columns]
     lines.append("| SWD per level (px: x1e3) | " + " | ".join(levels) + " |")
     if all("spectrum_bands" in report[name] for name in columns):  # reports written before the bands had none
-        names = [band_name(low, high) for low, high in SPECTRUM_BANDS]
-        bands = [" / ".join(f"{report[name]['spectrum_bands'][band]:+.2f}" for band in names) for name in columns]
-        names = ", ".join(names)
-        lines.append(f"| spectrum, log10 generated/real by band of Nyquist ({names}) | " + " | ".join(bands) + " |")
+        band_names = [band_name(low, high) for low, high in SPECTRUM_BANDS]
+        bands = [" / ".join(f"{report[name]['spectrum_bands'][band]:+.2f}" for band in band_names) for name in columns]
+        lines.append(f"| spectrum, log10 generated/real by band of Nyquist ({', '.join(band_names)}) | "
+                     + " | ".join(bands) + " |")
     return lines
 
 
