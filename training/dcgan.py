@@ -16,6 +16,7 @@ from training.augment import diff_augment, parse_policy
 from training.controller import ControllerConfig, Phase, Trainer, make_optimizer, moving_average
 from training.options import check_options, option, to_flat_dict
 from training.precision import PRECISIONS, agree_on_finite, check_precision, dtype_policy
+from training.quality import COMPARE_SIZE
 from training.runs import CHECKPOINT_DIR, image_grid, publish_samples, run_path, to_uint8
 from training.standing_statistics import standing_statistics
 from training.strategy import nest_strategy
@@ -71,6 +72,8 @@ class DCGANConfig(ControllerConfig):
                               "raw ones (0: off).", range="[0, 1)")
     r1_gamma: float = option(0.0, "Weight of the R1 gradient penalty on real images (Mescheder et al. 2018; 0: off).",
                              range="0..1000")
+    mode_seeking: float = option(0.0, "Weight of the mode-seeking term (Mao et al. 2019): G is rewarded for turning "
+                                 "distinct latents into distinct images, seen at 32 px (0: off).", range="0..100")
     discriminator_learning_rate: float | None = option(None, "The discriminator's own learning rate (TTUR); "
                                                        "unset, it is --learning-rate.", range="(0, 1]")
     mixed_precision: str = option("none", "Compute precision: mixed_float16 on GPUs (with loss scaling), "
@@ -89,6 +92,22 @@ class DCGANConfig(ControllerConfig):
 def sample_noise(count: int, latent_dim: int, seed: int) -> np.ndarray:
     """The fixed noise behind every sample grid, so grids from step to step are comparable."""
     return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
+
+
+def mode_seeking_term(latent: tf.Tensor, images: tf.Tensor, weight: float) -> tf.Tensor:
+    """Per example, weight / (image distance / latent distance) to the batch's previous example (MSGAN).
+
+    The images are compared at 32 px, where the quality report counts near-identical samples, so that the generator
+    cannot buy distance with pixel noise. The reciprocal grows without bound as two images merge: the push falls on
+    the pairs that are collapsing and barely touches the ones already apart.
+    """
+    factor = max(1, images.shape[1] // COMPARE_SIZE)
+    pooled = tf.cast(tf.nn.avg_pool2d(images, factor, factor, "VALID"), tf.float32)
+    image_distance = tf.reduce_mean(tf.abs(pooled - tf.roll(pooled, 1, axis=0)), axis=[1, 2, 3])
+    latent_distance = tf.reduce_mean(tf.abs(latent - tf.roll(latent, 1, axis=0)), axis=1)
+    # A replica with a single example has no pair: its term is zero rather than weight / epsilon.
+    paired = tf.cast(tf.shape(latent)[0] > 1, tf.float32)
+    return paired * weight / (image_distance / (latent_distance + 1e-5) + 1e-5)
 
 
 def build_generator(config: DCGANConfig) -> keras.Model:
@@ -199,6 +218,8 @@ class DCGANTrainer(Trainer):
             discriminator_loss, generator_loss = self.losses(real_logits, fake_logits)
             discriminator_loss = self.average(discriminator_loss)
             generator_loss = self.average(generator_loss)
+            if config.mode_seeking:
+                generator_loss += self.average(mode_seeking_term(latent, fake_images, config.mode_seeking))
             penalised = discriminator_loss
             if config.r1_gamma:
                 penalised = penalised + self.average(self.r1_penalty(real_images))
@@ -221,6 +242,8 @@ class DCGANTrainer(Trainer):
             fake_images = self.generator(latent, training=True)
             fake_logits = self.discriminator(self.discriminator_input(fake_images), training=True)
             loss = self.average(self.losses(tf.zeros_like(fake_logits), fake_logits)[1])
+            if self.config.mode_seeking:
+                loss += self.average(mode_seeking_term(latent, fake_images, self.config.mode_seeking))
             scaled_loss = self.generator_optimizer.scale_loss(loss)
         self.apply(self.generator_optimizer, scaled_loss, tape, self.generator.trainable_variables)
 
