@@ -8,25 +8,23 @@
 source "$(dirname "$0")/common.sh"  # set -euo pipefail, repository root, PYTHON, RESUME
 WORK=${WORK:-build/default-bundle}
 OUT=${OUT:-assets/models/default}
-# 5,000 generator steps: the quality command on checkpoints every 500 steps picked it, the first inside every
-# target of issue 14 (bench/README.md, "Generator quality", "Mode seeking"); at 5,500 the checkerboard is back.
-DCGAN_STEPS=${DCGAN_STEPS:-5000}
+# 5,750 generator steps: the quality command on checkpoints of a 12,000-step run picked it (bench/README.md,
+# "Generator quality"); later, this discriminator wins too clearly and the samples start to repeat.
+DCGAN_STEPS=${DCGAN_STEPS:-5750}
 SR_PRETRAIN_STEPS=${SR_PRETRAIN_STEPS:-1000}
 SR_GAN_STEPS=${SR_GAN_STEPS:-6000}
 
 if [ "$RESUME" = 0 ]; then
     synthetic_dataset 256 "$WORK/masks" "$WORK/dataset"
-    # The 128 px generator: resize-convolution (no checkerboard by construction) up to 64 px, then a sub-pixel
-    # RGB stage that can draw the finest octave; the non-saturating loss against a batch-normalised discriminator
-    # that sees each batch's variety (minibatch standard deviation); the mode-seeking term, without which the
-    # sub-pixel stage repeats faces; DiffAugment (colour, translation) on real and generated images alike;
-    # mirrored reals; and the exponential moving average of G's weights as the export, its batch-norm statistics
-    # re-estimated for those weights. (Hinge loss with a spectrally normalised D at this width learned too slowly
+    # The 128 px generator: resize-convolution (no checkerboard by construction), the non-saturating loss against
+    # a batch-normalised discriminator that sees each batch's variety (minibatch standard deviation), DiffAugment
+    # (colour, translation) on real and generated images alike, mirrored reals, and the exponential moving average
+    # of G's weights as the export, its batch-norm statistics re-estimated for those weights. (Hinge loss with a spectrally normalised D at this width learned too slowly
     # on a CPU budget: its D loss stayed near chance and the samples collapsed; see bench/README.md.)
     "$PYTHON" -m training dcgan --data "$WORK/dataset" --out "$WORK/dcgan" --resolution 128 --width-multiplier 0.25 \
         --steps "$DCGAN_STEPS" --batch-size 32 --strategy cpu --sample-every 500 --checkpoint-every 250 \
-        --seed 3 --upsampling resize --rgb-upsampling subpixel --mode-seeking 1 --loss bce --minibatch-stddev true \
-        --augment color,translation --flip true --ema-decay 0.999
+        --seed 3 --upsampling resize --loss bce --minibatch-stddev true --augment color,translation --flip true \
+        --ema-decay 0.999
     # The x4 upscaler learns from the collection rendered at 512 px, on inputs degraded like generator frames
     # (training/degrade.py), by L1 pretraining then adversarial fine-tuning (RaGAN) against a patch critic, with
     # the critic's features as content loss and a period penalty against hatching; half of the critic's fakes are
