@@ -33,7 +33,7 @@ def screen(run: str, step: int, real: np.ndarray | None) -> tuple[str, np.ndarra
         real = collection_images(data_dir, frames.shape[1], COLLECTION, SEED)
     figures = quality.spectral_figures(frames, real)
     pairs = quality.diversity_figures(frames[: quality.DIVERSITY_SAMPLES])["near_identical_pairs"]
-    bands = " / ".join(f"{value:+.2f}" for value in figures["spectrum_bands"].values())
+    bands = quality.format_bands(figures["spectrum_bands"])
     return (f"| {step} | {figures['log_spectral_distance']:.3f} | {figures['checkerboard_ratio']:.2f} | "
             f"{figures['high_frequency_ratio']:.2f} | {pairs} | {bands} |"), real
 
@@ -43,9 +43,8 @@ def main() -> int:
     parser.add_argument("run", help="DCGAN training run folder")
     parser.add_argument("steps", type=int, nargs="+", help="checkpoint steps to screen")
     args = parser.parse_args()
-    names = ", ".join(quality.band_name(low, high) for low, high in quality.SPECTRUM_BANDS)
     print(f"| step | LSD | checkerboard | HF ratio | near-identical pairs /{quality.DIVERSITY_SAMPLES} | "
-          f"spectrum by band ({names}) |")
+          f"spectrum by band ({', '.join(quality.band_names())}) |")
     print("|---|---|---|---|---|---|")
     real = None
     for step in args.steps:

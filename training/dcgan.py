@@ -199,6 +199,13 @@ class DCGANTrainer(Trainer):
         gradients = tape.gradient(total, real_images)
         return 0.5 * self.config.r1_gamma * tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3])
 
+    def generator_objective(self, adversarial_loss, latent, fake_images):
+        """G's averaged loss, the same in every G update: the adversarial term, plus mode seeking when on."""
+        loss = self.average(adversarial_loss)
+        if self.config.mode_seeking:
+            loss += self.average(mode_seeking_term(latent, fake_images, self.config.mode_seeking))
+        return loss
+
     def apply(self, optimizer, loss, tape, variables):
         """One optimizer update; under float16 the loss is scaled first and overflowing steps are skipped."""
         gradients = tape.gradient(loss, variables)
@@ -215,11 +222,9 @@ class DCGANTrainer(Trainer):
             fake_images = self.generator(latent, training=True)
             real_logits = self.discriminator(self.discriminator_input(real_images), training=True)
             fake_logits = self.discriminator(self.discriminator_input(fake_images), training=True)
-            discriminator_loss, generator_loss = self.losses(real_logits, fake_logits)
+            discriminator_loss, adversarial_loss = self.losses(real_logits, fake_logits)
             discriminator_loss = self.average(discriminator_loss)
-            generator_loss = self.average(generator_loss)
-            if config.mode_seeking:
-                generator_loss += self.average(mode_seeking_term(latent, fake_images, config.mode_seeking))
+            generator_loss = self.generator_objective(adversarial_loss, latent, fake_images)
             penalised = discriminator_loss
             if config.r1_gamma:
                 penalised = penalised + self.average(self.r1_penalty(real_images))
@@ -241,9 +246,8 @@ class DCGANTrainer(Trainer):
         with tf.GradientTape() as tape:
             fake_images = self.generator(latent, training=True)
             fake_logits = self.discriminator(self.discriminator_input(fake_images), training=True)
-            loss = self.average(self.losses(tf.zeros_like(fake_logits), fake_logits)[1])
-            if self.config.mode_seeking:
-                loss += self.average(mode_seeking_term(latent, fake_images, self.config.mode_seeking))
+            adversarial_loss = self.losses(tf.zeros_like(fake_logits), fake_logits)[1]
+            loss = self.generator_objective(adversarial_loss, latent, fake_images)
             scaled_loss = self.generator_optimizer.scale_loss(loss)
         self.apply(self.generator_optimizer, scaled_loss, tape, self.generator.trainable_variables)
 

@@ -84,6 +84,16 @@ def band_name(low: float, high: float) -> str:
     return f"{low:g}-{high:g}"
 
 
+def band_names() -> list[str]:
+    """The SPECTRUM_BANDS keys of a report, lowest band first."""
+    return [band_name(low, high) for low, high in SPECTRUM_BANDS]
+
+
+def format_bands(bands: dict[str, float]) -> str:
+    """A report's spectrum_bands as one table cell, lowest band first."""
+    return " / ".join(f"{bands[name]:+.2f}" for name in band_names())
+
+
 def spectrum_bands(log_ratio: np.ndarray) -> dict[str, float]:
     """Mean log10(generated / real) over radii 1..N (N = Nyquist) in each SPECTRUM_BANDS band of r / N."""
     fractions = np.arange(1, len(log_ratio) + 1) / len(log_ratio)
@@ -249,9 +259,8 @@ def format_table(report: dict) -> list[str]:
               for name in columns]
     lines.append("| SWD per level (px: x1e3) | " + " | ".join(levels) + " |")
     if all("spectrum_bands" in report[name] for name in columns):  # reports written before the bands had none
-        band_names = [band_name(low, high) for low, high in SPECTRUM_BANDS]
-        bands = [" / ".join(f"{report[name]['spectrum_bands'][band]:+.2f}" for band in band_names) for name in columns]
-        lines.append(f"| spectrum, log10 generated/real by band of Nyquist ({', '.join(band_names)}) | "
+        bands = [format_bands(report[name]["spectrum_bands"]) for name in columns]
+        lines.append(f"| spectrum, log10 generated/real by band of Nyquist ({', '.join(band_names())}) | "
                      + " | ".join(bands) + " |")
     return lines
 
