@@ -266,7 +266,9 @@ def test_options_are_validated_with_the_allowed_values(tiny_dataset, tmp_path):
                              ({"augment": "zoom"}, "augmentation 'zoom' is unknown"),
                              ({"upsampling": "pixelshuffle"}, "upsampling 'pixelshuffle' is not supported"),
                              ({"rgb_upsampling": "bilinear"}, "rgb_upsampling 'bilinear' is unknown"),
-                             ({"mode_seeking": -1.0}, r"mode_seeking -1.0 is outside the allowed range 0..100")]:
+                             ({"mode_seeking": -1.0}, r"mode_seeking -1.0 is outside the allowed range 0..100"),
+                             ({"mode_seeking_distance": "features"},
+                              "mode_seeking_distance 'features' is unknown; choose one of pixels, detail")]:
         with pytest.raises(ValueError, match=message):
             tiny_config(tiny_dataset, tmp_path, **options)
 
@@ -296,3 +298,24 @@ def test_mode_seeking_pushes_merging_images_apart_and_ignores_pixel_noise():
                                rtol=1e-3)
     # A replica holding one example has no pair and no term.
     assert float(mode_seeking_term(latent[:1], tf.constant(distinct[:1]), 1.0)[0]) == 0.0
+
+
+def test_mode_seeking_on_detail_gives_nothing_for_a_colour_cast_or_a_background():
+    rng = np.random.default_rng(6)
+    latent = tf.constant(rng.standard_normal((4, 100)), tf.float32)
+    mask = rng.uniform(-0.5, 0.5, (1, 128, 128, 3)).astype(np.float32)
+    # The same mask under four casts and on four smooth backgrounds: far apart as pixels, one mask in detail.
+    casts = mask + np.linspace(-0.4, 0.4, 4, dtype=np.float32)[:, None, None, None]
+    ramp = np.broadcast_to(np.linspace(-1, 1, 128, dtype=np.float32)[:, None, None], (128, 128, 1))
+    backgrounds = mask + 0.3 * np.stack([ramp, -ramp, ramp.transpose(1, 0, 2), -ramp.transpose(1, 0, 2)])
+    distinct = rng.uniform(-0.5, 0.5, (4, 128, 128, 3)).astype(np.float32)
+    twins = np.repeat(mask, 4, axis=0) + rng.normal(0, 0.01, (4, 128, 128, 3)).astype(np.float32)
+
+    def term(images, distance):
+        return np.asarray(mode_seeking_term(latent, tf.constant(images), 1.0, distance))
+
+    for varied in (casts, backgrounds):
+        assert term(varied, "pixels").max() < 0.5 * term(twins, "pixels").min()
+        assert term(varied, "detail").min() > 3 * term(distinct, "detail").max()
+    # Different masks stay apart in detail; twins stay merged.
+    assert term(twins, "detail").min() > 10 * term(distinct, "detail").max()

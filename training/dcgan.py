@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 
 LOSSES = ("bce", "hinge")
+MODE_SEEKING_DISTANCES = ("pixels", "detail")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class DCGANConfig(ControllerConfig):
                              range="0..1000")
     mode_seeking: float = option(0.0, "Weight of the mode-seeking term (Mao et al. 2019): G is rewarded for turning "
                                  "distinct latents into distinct images, seen at 32 px (0: off).", range="0..100")
+    mode_seeking_distance: str = option("pixels", "What mode seeking compares: pixels (the 32 px images) or detail "
+                                        "(the 32 px images less their 8 px blur, so a colour cast or another "
+                                        "background earns nothing).", choices=MODE_SEEKING_DISTANCES)
     discriminator_learning_rate: float | None = option(None, "The discriminator's own learning rate (TTUR); "
                                                        "unset, it is --learning-rate.", range="(0, 1]")
     mixed_precision: str = option("none", "Compute precision: mixed_float16 on GPUs (with loss scaling), "
@@ -94,15 +98,20 @@ def sample_noise(count: int, latent_dim: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
 
 
-def mode_seeking_term(latent: tf.Tensor, images: tf.Tensor, weight: float) -> tf.Tensor:
+def mode_seeking_term(latent: tf.Tensor, images: tf.Tensor, weight: float, distance: str = "pixels") -> tf.Tensor:
     """Per example, weight / (image distance / latent distance) to the batch's previous example (MSGAN).
 
     The images are compared at 32 px, where the quality report counts near-identical samples, so that the generator
-    cannot buy distance with pixel noise. The reciprocal grows without bound as two images merge: the push falls on
-    the pairs that are collapsing and barely touches the ones already apart.
+    cannot buy distance with pixel noise. With distance "detail" the 8 px blur is taken away first: the cheapest
+    distances, a colour cast or a different background, then earn nothing and variety has to come from the mask's
+    features. The reciprocal grows without bound as two images merge: the push falls on the pairs that are
+    collapsing and barely touches the ones already apart.
     """
     factor = max(1, images.shape[1] // COMPARE_SIZE)
     pooled = tf.cast(tf.nn.avg_pool2d(images, factor, factor, "VALID"), tf.float32)
+    if distance == "detail":
+        blurred = tf.nn.avg_pool2d(pooled, 4, 4, "VALID")
+        pooled = pooled - tf.image.resize(blurred, tf.shape(pooled)[1:3], method="bilinear")
     image_distance = tf.reduce_mean(tf.abs(pooled - tf.roll(pooled, 1, axis=0)), axis=[1, 2, 3])
     latent_distance = tf.reduce_mean(tf.abs(latent - tf.roll(latent, 1, axis=0)), axis=1)
     # A replica with a single example has no pair: its term is zero rather than weight / epsilon.
@@ -203,7 +212,8 @@ class DCGANTrainer(Trainer):
         """G's averaged loss, the same in every G update: the adversarial term, plus mode seeking when on."""
         loss = self.average(adversarial_loss)
         if self.config.mode_seeking:
-            loss += self.average(mode_seeking_term(latent, fake_images, self.config.mode_seeking))
+            loss += self.average(mode_seeking_term(latent, fake_images, self.config.mode_seeking,
+                                                                self.config.mode_seeking_distance))
         return loss
 
     def apply(self, optimizer, loss, tape, variables):
