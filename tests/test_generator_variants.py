@@ -268,7 +268,9 @@ def test_options_are_validated_with_the_allowed_values(tiny_dataset, tmp_path):
                              ({"rgb_upsampling": "bilinear"}, "rgb_upsampling 'bilinear' is unknown"),
                              ({"mode_seeking": -1.0}, r"mode_seeking -1.0 is outside the allowed range 0..100"),
                              ({"mode_seeking_distance": "features"},
-                              "mode_seeking_distance 'features' is unknown; choose one of pixels, detail")]:
+                              "mode_seeking_distance 'features' is unknown; choose one of pixels, detail"),
+                             ({"mode_seeking_bound": 3.0},
+                              r"mode_seeking_bound 3.0 is outside the allowed range 0..2")]:
         with pytest.raises(ValueError, match=message):
             tiny_config(tiny_dataset, tmp_path, **options)
 
@@ -319,3 +321,24 @@ def test_mode_seeking_on_detail_gives_nothing_for_a_colour_cast_or_a_background(
         assert term(varied, "detail").min() > 3 * term(distinct, "detail").max()
     # Different masks stay apart in detail; twins stay merged.
     assert term(twins, "detail").min() > 10 * term(distinct, "detail").max()
+
+
+def test_a_bounded_mode_seeking_term_pushes_only_pairs_closer_than_its_bound():
+    rng = np.random.default_rng(7)
+    latent = tf.constant(rng.standard_normal((4, 100)), tf.float32)
+    mask = rng.uniform(-0.5, 0.5, (1, 128, 128, 3)).astype(np.float32)
+    # Consecutive frames 0.04 apart (near twins) or 0.4 apart (as far as a typical pair of collection images).
+    twins = mask + np.array([0.0, 0.04, 0.0, 0.04], np.float32)[:, None, None, None]
+    apart = mask + np.array([0.0, 0.4, 0.0, 0.4], np.float32)[:, None, None, None]
+
+    def gradient(images, bound):
+        images = tf.Variable(images)
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(mode_seeking_term(latent, images, 1.0, bound=bound))
+        return np.abs(np.asarray(tape.gradient(total, images))).sum()
+
+    assert gradient(apart, 0.2) == 0.0 < gradient(apart, 0.0)
+    np.testing.assert_allclose(gradient(twins, 0.2), gradient(twins, 0.0), rtol=1e-5)
+    # Up to the bound the term is MSGAN's; past it, a constant.
+    np.testing.assert_allclose(np.asarray(mode_seeking_term(latent, tf.constant(twins), 1.0, bound=0.2)),
+                               np.asarray(mode_seeking_term(latent, tf.constant(twins), 1.0)), rtol=1e-6)

@@ -78,6 +78,9 @@ class DCGANConfig(ControllerConfig):
     mode_seeking_distance: str = option("pixels", "What mode seeking compares: pixels (the 32 px images) or detail "
                                         "(the 32 px images less their 8 px blur, so a colour cast or another "
                                         "background earns nothing).", choices=MODE_SEEKING_DISTANCES)
+    mode_seeking_bound: float = option(0.0, "Mode seeking stops rewarding a pair once its 32 px images are this far "
+                                       "apart (mean absolute difference, images in [-1, 1]; 0: unbounded, as in "
+                                       "MSGAN).", range="0..2")
     discriminator_learning_rate: float | None = option(None, "The discriminator's own learning rate (TTUR); "
                                                        "unset, it is --learning-rate.", range="(0, 1]")
     mixed_precision: str = option("none", "Compute precision: mixed_float16 on GPUs (with loss scaling), "
@@ -98,14 +101,16 @@ def sample_noise(count: int, latent_dim: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
 
 
-def mode_seeking_term(latent: tf.Tensor, images: tf.Tensor, weight: float, distance: str = "pixels") -> tf.Tensor:
+def mode_seeking_term(latent: tf.Tensor, images: tf.Tensor, weight: float, distance: str = "pixels",
+                      bound: float = 0.0) -> tf.Tensor:
     """Per example, weight / (image distance / latent distance) to the batch's previous example (MSGAN).
 
     The images are compared at 32 px, where the quality report counts near-identical samples, so that the generator
     cannot buy distance with pixel noise. With distance "detail" the 8 px blur is taken away first: the cheapest
     distances, a colour cast or a different background, then earn nothing and variety has to come from the mask's
     features. The reciprocal grows without bound as two images merge: the push falls on the pairs that are
-    collapsing and barely touches the ones already apart.
+    collapsing. With a bound (Yang et al. 2019 clip the ratio the same way) pairs farther apart than it earn nothing
+    at all, so the generator is not paid for more variety of colour and layout than the collection has.
     """
     factor = max(1, images.shape[1] // COMPARE_SIZE)
     pooled = tf.cast(tf.nn.avg_pool2d(images, factor, factor, "VALID"), tf.float32)
@@ -113,6 +118,8 @@ def mode_seeking_term(latent: tf.Tensor, images: tf.Tensor, weight: float, dista
         blurred = tf.nn.avg_pool2d(pooled, 4, 4, "VALID")
         pooled = pooled - tf.image.resize(blurred, tf.shape(pooled)[1:3], method="bilinear")
     image_distance = tf.reduce_mean(tf.abs(pooled - tf.roll(pooled, 1, axis=0)), axis=[1, 2, 3])
+    if bound:
+        image_distance = tf.minimum(image_distance, bound)
     latent_distance = tf.reduce_mean(tf.abs(latent - tf.roll(latent, 1, axis=0)), axis=1)
     # A replica with a single example has no pair: its term is zero rather than weight / epsilon.
     paired = tf.cast(tf.shape(latent)[0] > 1, tf.float32)
@@ -213,7 +220,8 @@ class DCGANTrainer(Trainer):
         loss = self.average(adversarial_loss)
         if self.config.mode_seeking:
             loss += self.average(mode_seeking_term(latent, fake_images, self.config.mode_seeking,
-                                                                self.config.mode_seeking_distance))
+                                                                self.config.mode_seeking_distance,
+                                                                self.config.mode_seeking_bound))
         return loss
 
     def apply(self, optimizer, loss, tape, variables):
