@@ -165,10 +165,10 @@ VARIANTS = {
     "kept, balanced sub-pixel RGB stage": {"upsampling": "resize", "rgb_upsampling": "balanced-subpixel",
                                            "minibatch_stddev": True, "augment": "color,translation", "flip": True,
                                            "ema_decay": 0.9},
-    "kept, sub-pixel RGB stage, mode seeking": {"upsampling": "resize", "rgb_upsampling": "subpixel",
-                                                "minibatch_stddev": True, "augment": "color,translation",
-                                                "flip": True, "ema_decay": 0.9, "mode_seeking": 1.0,
-                                                "generator_updates": 2},
+    "kept, sub-pixel RGB stage, bounded mode seeking": {"upsampling": "resize", "rgb_upsampling": "subpixel",
+                                                        "minibatch_stddev": True, "augment": "color,translation",
+                                                        "flip": True, "ema_decay": 0.9, "mode_seeking": 1.0,
+                                                        "mode_seeking_bound": 0.2, "generator_updates": 2},
 }
 
 
