@@ -217,11 +217,11 @@ class DCGANTrainer(Trainer):
 
     def generator_objective(self, adversarial_loss, latent, fake_images):
         """G's averaged loss, the same in every G update: the adversarial term, plus mode seeking when on."""
+        config = self.config
         loss = self.average(adversarial_loss)
-        if self.config.mode_seeking:
-            loss += self.average(mode_seeking_term(latent, fake_images, self.config.mode_seeking,
-                                                                self.config.mode_seeking_distance,
-                                                                self.config.mode_seeking_bound))
+        if config.mode_seeking:
+            loss += self.average(mode_seeking_term(latent, fake_images, config.mode_seeking,
+                                                   config.mode_seeking_distance, config.mode_seeking_bound))
         return loss
 
     def apply(self, optimizer, loss, tape, variables):
