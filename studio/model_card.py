@@ -226,8 +226,9 @@ def quality_section(quality: dict) -> list[str]:
     for key, title in (("generator", "At the generator's resolution"), ("display", "At the display size, upscaled")):
         report = quality.get(key)
         if report:
-            lines += ["", f"{title}: {report['samples']} frames at {report['size']} px against "
-                      f"{report['collection_images']} collection images, seed {report['seed']}.", "",
+            reference = report.get("reference_images", report["collection_images"] // 2)
+            lines += ["", f"{title}: {report['samples']} frames at {report['size']} px against {reference} "
+                      f"collection images, the yardstick another {reference}; seed {report['seed']}.", "",
                       *format_table(report)]
     return lines
 

@@ -92,7 +92,8 @@ def test_the_command_measures_a_bundle_and_records_it(tiny_dataset, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "| checkerboard ratio" in result.stdout
     report = json.loads(report_path.read_text())
-    assert report["samples"] == 32 and report["collection_images"] == 48
+    assert report["samples"] == 32 and report["collection_images"] == 48 and report["reference_images"] == 24
+    assert "against 24 collection images (the other 24 of 48 are the yardstick" in result.stdout
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     assert manifest["quality"]["generator"]["generated"] == report["generated"]
     bad = subprocess.run([sys.executable, "-m", "training", "quality", "--run", str(tmp_path), "--record"],

@@ -118,15 +118,22 @@ def spectral_figures(generated: np.ndarray, real: np.ndarray) -> dict:
 
 
 def laplacian_pyramid(images: np.ndarray) -> list[np.ndarray]:
-    """float32 NHWC pyramids, finest level first, down to PYRAMID_MIN_SIZE px (the last level is Gaussian)."""
-    current = np.asarray(images, dtype=np.float32) / 255.0
-    levels = []
-    while current.shape[1] > PYRAMID_MIN_SIZE:
-        smaller = np.stack([cv2.pyrDown(image) for image in current])
-        expanded = np.stack([cv2.pyrUp(image, dstsize=(current.shape[2], current.shape[1])) for image in smaller])
-        levels.append(current - expanded)
-        current = smaller
-    levels.append(current)
+    """float32 NHWC pyramids, finest level first, down to PYRAMID_MIN_SIZE px (the last level is Gaussian).
+
+    Built one image at a time into preallocated levels, so a thousand 512 px images need their levels' memory
+    and no whole-batch temporaries."""
+    images = np.asarray(images)
+    sizes = [images.shape[1:3]]
+    while sizes[-1][0] > PYRAMID_MIN_SIZE:
+        sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
+    levels = [np.empty((len(images), height, width, images.shape[3]), np.float32) for height, width in sizes]
+    for index, image in enumerate(images):
+        current = image.astype(np.float32) / 255.0
+        for level in levels[:-1]:
+            smaller = cv2.pyrDown(current)
+            level[index] = current - cv2.pyrUp(smaller, dstsize=(current.shape[1], current.shape[0]))
+            current = smaller
+        levels[-1][index] = current
     return levels
 
 
@@ -227,6 +234,7 @@ def quality_report(generated: np.ndarray, collection: np.ndarray, seed: int = 0,
     report = {
         "samples": len(generated),
         "collection_images": 2 * half,
+        "reference_images": half,
         "size": int(collection.shape[1]),
         "seed": seed,
         "generated": compare(np.asarray(generated), first, collection, seed),
