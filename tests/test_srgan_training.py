@@ -224,6 +224,7 @@ def test_eval_sr_prints_metrics_and_writes_the_side_by_side(trained_run, tiny_da
     [
         (["srgan", "--hr-size", "128"], "holds 64 px images, smaller than --hr-size 128"),
         (["srgan", "--scale", "3"], "scale 3 is not supported"),
+        (["srgan", "--generator-period-weight", "-1"], "generator_period_weight -1.0 is outside the allowed range"),
         (["eval-sr"], "has no upscaler"),
     ],
 )
@@ -348,3 +349,42 @@ def test_adversarial_settings_may_change_until_the_adversarial_stage_begins(tiny
     errors = error_lines(capsys.readouterr().err)
     assert len(errors) == 1 and "--adversarial-weight can no longer change" in errors[0], errors
     assert json.loads((run / "config.json").read_text())["adversarial_weight"] == 0.05
+
+
+def test_batch_pattern_keeps_what_every_frame_prints_and_averages_content_out():
+    """A grid-locked tile printed into every frame at the same phase survives the batch average; the same tile at
+    a random phase in each frame, and the frames' own content, do not."""
+    from training.srgan import batch_pattern
+
+    rng = np.random.default_rng(0)
+    coarse = rng.uniform(-0.8, 0.8, (16, 12, 12, 3)).astype(np.float32)
+    content = tf.image.resize(coarse, [96, 96], method="bicubic") + rng.normal(0, 0.02, (16, 96, 96, 3))
+    tile = np.tile(rng.choice([-0.03, 0.03], (4, 4, 1)), (24, 24, 3)).astype(np.float32)
+    shared = content + tile
+    shifted = content + np.stack([np.roll(tile, rng.integers(0, 4, 2), axis=(0, 1)) for _ in range(16)])
+
+    def strength(images):
+        return float(tf.reduce_mean(tf.abs(batch_pattern(tf.cast(images, tf.float32), 4))))
+
+    assert batch_pattern(tf.cast(shared, tf.float32), 4).shape == (16, 3, 3, 3)
+    assert strength(shared) > 3 * strength(content), (strength(shared), strength(content))
+    assert strength(shared) > 3 * strength(shifted), (strength(shared), strength(shifted))
+
+
+@pytest.mark.parametrize("weight", [0.0, 20.0])
+def test_the_unpaired_pattern_term_alone_trains_the_upscaler_on_gan_samples(tiny_dataset, tiny_bundle, tmp_path,
+                                                                            weight):
+    """With every other term at zero, the upscaler moves only when the unpaired pattern term is on."""
+    config = tiny_config(tiny_dataset, tmp_path / "run", pretrain_steps=0, gan_steps=1, gan_loss="ragan",
+                         discriminator="patch", content_loss="pixel", content_weight=0.0, pixel_weight=0.0,
+                         adversarial_weight=0.0, generator_bundle=str(tiny_bundle), generator_fraction=0.5,
+                         generator_period_weight=weight)
+    trainer = SRGANTrainer(config)
+    lr = tf.random.uniform([2, config.lr_size, config.lr_size, 3], -1, 1, seed=1)
+    hr = tf.random.uniform([2, config.hr_size, config.hr_size, 3], -1, 1, seed=2)
+    before = [variable.numpy().copy() for variable in trainer.upscaler.trainable_variables]
+    generator_loss = float(trainer.gan_replica_step(lr, hr)[0])
+    moved = any(not np.allclose(old, new.numpy()) for old, new in zip(before, trainer.upscaler.trainable_variables,
+                                                                     strict=True))
+    assert np.isfinite(generator_loss)
+    assert moved == (weight > 0) and (generator_loss > 0) == (weight > 0), (weight, generator_loss, moved)

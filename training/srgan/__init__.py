@@ -41,7 +41,13 @@ from training.srgan.config import (
     preflight,
     prepare_srgan_run,
 )
-from training.srgan.losses import adversarial_losses, feature_matching, per_example_mean, periodic_pattern
+from training.srgan.losses import (
+    adversarial_losses,
+    batch_pattern,
+    feature_matching,
+    per_example_mean,
+    periodic_pattern,
+)
 from training.srgan.pairs import (
     bicubic_downscale,
     bicubic_upscale,
@@ -57,5 +63,5 @@ __all__ = [
     "CONTENT_LOSSES", "DEGRADATIONS", "GAN_LOSSES", "PIXEL_LOSSES", "RESUMABLE_STEPS", "SCALES", "STAGE2_SETTINGS",
     "SRGANConfig", "SRGANTrainer", "adversarial_losses", "bicubic_downscale", "bicubic_upscale", "build_discriminator",
     "build_upscaler", "comparison_strip", "feature_matching", "holdout_ids", "make_pair", "pair_dataset",
-    "per_example_mean", "periodic_pattern", "prepare_srgan_run", "preflight", "read_images_by_id",
+    "per_example_mean", "periodic_pattern", "batch_pattern", "prepare_srgan_run", "preflight", "read_images_by_id",
 ]

@@ -32,6 +32,16 @@ def periodic_pattern(images: tf.Tensor, period: int, window: int = PERIOD_WINDOW
     return tf.reshape(local, [shape[0], period * period, tf.shape(local)[1], tf.shape(local)[2], shape[3]])
 
 
+def batch_pattern(images: tf.Tensor, period: int) -> tf.Tensor:
+    """periodic_pattern averaged over the batch: (period^2, ..., channels).
+
+    GAN samples have no original, so their pattern cannot be matched per example; but a pattern an upscaler
+    prints into every frame at the same phase survives the batch average, where content (and a real image's own
+    texture) averages out.
+    """
+    return tf.reduce_mean(periodic_pattern(images, period), axis=0)
+
+
 def feature_matching(features: list[tf.Tensor]) -> tf.Tensor:
     """Per-example mean L1 between the fake and real halves of each feature map, averaged over the maps.
 

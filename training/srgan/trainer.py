@@ -22,6 +22,7 @@ from training.srgan.config import (
 )
 from training.srgan.losses import (
     adversarial_losses,
+    batch_pattern,
     feature_distance,
     feature_matching,
     per_example_mean,
@@ -163,6 +164,7 @@ class SRGANTrainer(Trainer):
                 real_logits = self.discriminator(hr, training=True)
                 fake_logits = self.discriminator(sr, training=True)
             discriminator_loss, adversarial_loss = self.adversarial_losses(real_logits, fake_logits)
+            unpaired_period = 0.0
             if self.gan_generator is not None:
                 # The same loss on (reals, upscaled GAN samples), mixed in: for bce this is D's usual sum with
                 # the fake term split between the two kinds of fake; for ragan each kind is judged relative to
@@ -174,6 +176,9 @@ class SRGANTrainer(Trainer):
                 gan_discriminator_loss, gan_adversarial_loss = self.adversarial_losses(real_logits, gan_logits)
                 discriminator_loss = (1 - fraction) * discriminator_loss + fraction * gan_discriminator_loss
                 adversarial_loss = (1 - fraction) * adversarial_loss + fraction * gan_adversarial_loss
+                if config.generator_period_weight:
+                    difference = batch_pattern(gan_sr, config.scale) - batch_pattern(hr, config.scale)
+                    unpaired_period = config.generator_period_weight * tf.reduce_mean(tf.abs(difference))
             if features is not None and config.content_loss == "discriminator":
                 content = feature_matching(features)
             else:
@@ -183,7 +188,8 @@ class SRGANTrainer(Trainer):
             if config.period_weight:
                 difference = periodic_pattern(sr, config.scale) - periodic_pattern(hr, config.scale)
                 generator_loss += config.period_weight * per_example_mean(tf.abs(difference))
-            generator_loss = self.average(generator_loss + config.adversarial_weight * adversarial_loss)
+            generator_loss = self.average(generator_loss + unpaired_period
+                                          + config.adversarial_weight * adversarial_loss)
             discriminator_loss = self.average(discriminator_loss)
         discriminator_gradients = discriminator_tape.gradient(
             discriminator_loss, self.discriminator.trainable_variables
