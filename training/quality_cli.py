@@ -122,8 +122,8 @@ def add_quality_command(commands) -> None:
     parser.add_argument("--samples", type=int, default=512, help="generated frames to measure (16..100000)")
     parser.add_argument("--collection", type=int, default=2000,
                         help="collection images, split into two halves: the frames are compared with one, the other "
-                             "is the yardstick (coarse SWD levels and the spectra's top band move by a fifth between "
-                             "500-image references)")
+                             "is the yardstick (the coarsest SWD level and LSD still move between draws of 1,000: "
+                             "compare candidates over a few --seed values)")
     parser.add_argument("--seed", type=int, default=0, help="latents, collection split and projections")
     parser.add_argument("--display", action="store_true",
                         help="measure upscaled frames against the collection at the display size")

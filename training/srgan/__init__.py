@@ -61,7 +61,7 @@ from training.srgan.trainer import SRGANTrainer
 
 __all__ = [
     "CONTENT_LOSSES", "DEGRADATIONS", "GAN_LOSSES", "PIXEL_LOSSES", "RESUMABLE_STEPS", "SCALES", "STAGE2_SETTINGS",
-    "SRGANConfig", "SRGANTrainer", "adversarial_losses", "bicubic_downscale", "bicubic_upscale", "build_discriminator",
-    "build_upscaler", "comparison_strip", "feature_matching", "holdout_ids", "make_pair", "pair_dataset",
-    "per_example_mean", "periodic_pattern", "batch_pattern", "prepare_srgan_run", "preflight", "read_images_by_id",
+    "SRGANConfig", "SRGANTrainer", "adversarial_losses", "batch_pattern", "bicubic_downscale", "bicubic_upscale",
+    "build_discriminator", "build_upscaler", "comparison_strip", "feature_matching", "holdout_ids", "make_pair",
+    "pair_dataset", "per_example_mean", "periodic_pattern", "prepare_srgan_run", "preflight", "read_images_by_id",
 ]
