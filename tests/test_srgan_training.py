@@ -225,6 +225,8 @@ def test_eval_sr_prints_metrics_and_writes_the_side_by_side(trained_run, tiny_da
         (["srgan", "--hr-size", "128"], "holds 64 px images, smaller than --hr-size 128"),
         (["srgan", "--scale", "3"], "scale 3 is not supported"),
         (["srgan", "--generator-period-weight", "-1"], "generator_period_weight -1.0 is outside the allowed range"),
+        (["srgan", "--generator-consistency-weight", "101"],
+         "generator_consistency_weight 101.0 is outside the allowed range"),
         (["eval-sr"], "has no upscaler"),
     ],
 )
@@ -371,14 +373,15 @@ def test_batch_pattern_keeps_what_every_frame_prints_and_averages_content_out():
     assert strength(shared) > 3 * strength(shifted), (strength(shared), strength(shifted))
 
 
-@pytest.mark.parametrize("weight", [0.0, 20.0])
-def test_the_unpaired_pattern_term_alone_trains_the_upscaler_on_gan_samples(tiny_dataset, tiny_bundle, tmp_path,
-                                                                            weight):
-    """With every other term at zero, the upscaler moves only when the unpaired pattern term is on."""
+@pytest.mark.parametrize("term, weight", [("generator_period_weight", 0.0), ("generator_period_weight", 20.0),
+                                          ("generator_consistency_weight", 1.0)])
+def test_each_unpaired_term_alone_trains_the_upscaler_on_gan_samples(tiny_dataset, tiny_bundle, tmp_path, term,
+                                                                     weight):
+    """With every other term at zero, the upscaler moves only when an unpaired term (pattern, consistency) is on."""
     config = tiny_config(tiny_dataset, tmp_path / "run", pretrain_steps=0, gan_steps=1, gan_loss="ragan",
                          discriminator="patch", content_loss="pixel", content_weight=0.0, pixel_weight=0.0,
                          adversarial_weight=0.0, generator_bundle=str(tiny_bundle), generator_fraction=0.5,
-                         generator_period_weight=weight)
+                         **{term: weight})
     trainer = SRGANTrainer(config)
     lr = tf.random.uniform([2, config.lr_size, config.lr_size, 3], -1, 1, seed=1)
     hr = tf.random.uniform([2, config.hr_size, config.hr_size, 3], -1, 1, seed=2)
@@ -388,3 +391,24 @@ def test_the_unpaired_pattern_term_alone_trains_the_upscaler_on_gan_samples(tiny
                                                                      strict=True))
     assert np.isfinite(generator_loss)
     assert moved == (weight > 0) and (generator_loss > 0) == (weight > 0), (weight, generator_loss, moved)
+
+
+def test_shrink_consistency_holds_a_frame_to_its_shapes_not_its_texture():
+    """An upscaled frame that shrinks back to its input scores near zero, even with fine texture the shrink
+    removes; the same frame moved by a quarter of its detail, or with its shapes blurred, does not."""
+    from training.srgan import bicubic_upscale, shrink_consistency
+
+    rng = np.random.default_rng(0)
+    small = tf.constant(tf.image.resize(rng.uniform(-0.8, 0.8, (4, 6, 6, 3)), [24, 24], method="bicubic"),
+                        tf.float32)
+    large = bicubic_upscale(small, 4)
+    hatching = 0.05 * (-1.0) ** np.add.outer(np.arange(96), np.arange(96))
+    textured = large + tf.constant(hatching[None, :, :, None], tf.float32)
+    moved = tf.roll(large, 8, axis=2)
+    blurred = bicubic_upscale(tf.image.resize(small, [6, 6], antialias=True), 16)
+    scores = {name: float(tf.reduce_mean(shrink_consistency(images, small)))
+              for name, images in (("same", large), ("textured", textured), ("moved", moved),
+                                   ("blurred", blurred))}
+    assert shrink_consistency(large, small).shape == (4,)
+    assert scores["same"] < 0.01 and scores["textured"] < 0.01, scores
+    assert scores["moved"] > 5 * scores["textured"] and scores["blurred"] > 5 * scores["textured"], scores

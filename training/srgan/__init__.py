@@ -47,6 +47,7 @@ from training.srgan.losses import (
     feature_matching,
     per_example_mean,
     periodic_pattern,
+    shrink_consistency,
 )
 from training.srgan.pairs import (
     bicubic_downscale,
@@ -64,4 +65,5 @@ __all__ = [
     "SRGANConfig", "SRGANTrainer", "adversarial_losses", "batch_pattern", "bicubic_downscale", "bicubic_upscale",
     "build_discriminator", "build_upscaler", "comparison_strip", "feature_matching", "holdout_ids", "make_pair",
     "pair_dataset", "per_example_mean", "periodic_pattern", "prepare_srgan_run", "preflight", "read_images_by_id",
+    "shrink_consistency",
 ]

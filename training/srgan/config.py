@@ -34,8 +34,8 @@ RESUMABLE_STEPS = ("pretrain_steps", "gan_steps")
 # Settings of the adversarial stage alone: a resumed run may still change them while no adversarial step has been
 # taken, so one pixel-loss pretraining can serve several stage-2 recipes.
 STAGE2_SETTINGS = ("gan_learning_rate", "discriminator_learning_rate", "adversarial_weight", "content_weight",
-                   "pixel_weight", "period_weight", "generator_period_weight", "gan_loss", "content_loss", "vgg_layer",
-                   "vgg_weights")
+                   "pixel_weight", "period_weight", "generator_period_weight", "generator_consistency_weight",
+                   "gan_loss", "content_loss", "vgg_layer", "vgg_weights")
 
 
 def degrade_option(name: str, help: str):  # noqa: A002
@@ -110,6 +110,10 @@ class SRGANConfig(ControllerConfig):
                                             "the grid-locked pattern averaged over the batch of upscaled GAN samples "
                                             "and over the batch of real crops (see batch_pattern).",
                                             range="[0, 100]")
+    generator_consistency_weight: float = option(0.0, "Stage 2, with --generator-bundle: weight of an L1 loss "
+                                                 "between each upscaled GAN sample shrunk back x--scale and the "
+                                                 "sample itself, so the upscaler adds texture without moving "
+                                                 "shapes (see shrink_consistency).", range="[0, 100]")
     # The SRGAN run reports at intervals of its own.
     checkpoint_every: int = option(1000, "Save a checkpoint every this many steps.", range=EVERY, kw_only=True)
     sample_every: int = option(1000, "Write a sample strip every this many steps.", range=EVERY, kw_only=True)

@@ -1,5 +1,5 @@
 """SRGAN losses, per example (each replica averages them over the global batch): pixel, content, adversarial,
-and the grid-locked pattern term."""
+the grid-locked pattern terms and the shrink consistency of unpaired frames."""
 
 from __future__ import annotations
 
@@ -40,6 +40,19 @@ def batch_pattern(images: tf.Tensor, period: int) -> tf.Tensor:
     texture) averages out.
     """
     return tf.reduce_mean(periodic_pattern(images, period), axis=0)
+
+
+def shrink_consistency(upscaled: tf.Tensor, small: tf.Tensor) -> tf.Tensor:
+    """Per-example mean L1 between `upscaled` shrunk back to `small`'s size and `small` itself.
+
+    An upscaled GAN frame has no original to match, but its own input is what it must still be when shrunk back
+    (the downsampling consistency of unpaired super-resolution): the adversarial terms may add texture, not move
+    the frame's shapes. The shrink is the antialiased bicubic one that makes the training pairs, unclipped so that
+    saturated pixels still pass a gradient.
+    """
+    size = tf.shape(small)[1:3]
+    shrunk = tf.image.resize(upscaled, size, method="bicubic", antialias=True)
+    return per_example_mean(tf.abs(shrunk - small))
 
 
 def feature_matching(features: list[tf.Tensor]) -> tf.Tensor:

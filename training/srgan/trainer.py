@@ -28,6 +28,7 @@ from training.srgan.losses import (
     per_example_mean,
     periodic_pattern,
     pixel_loss,
+    shrink_consistency,
 )
 from training.srgan.pairs import (
     bicubic_downscale,
@@ -164,13 +165,14 @@ class SRGANTrainer(Trainer):
                 real_logits = self.discriminator(hr, training=True)
                 fake_logits = self.discriminator(sr, training=True)
             discriminator_loss, adversarial_loss = self.adversarial_losses(real_logits, fake_logits)
-            unpaired_period = 0.0
+            unpaired_period = unpaired_consistency = 0.0
             if self.gan_generator is not None:
                 # The same loss on (reals, upscaled GAN samples), mixed in: for bce this is D's usual sum with
                 # the fake term split between the two kinds of fake; for ragan each kind is judged relative to
                 # the reals.
                 fraction = config.generator_fraction
-                gan_sr = self.upscaler(self.gan_samples(tf.shape(lr)[0]), training=True)
+                gan_lr = self.gan_samples(tf.shape(lr)[0])
+                gan_sr = self.upscaler(gan_lr, training=True)
                 gan_logits = (self.critic(gan_sr, training=True)[-1] if self.critic is not None
                               else self.discriminator(gan_sr, training=True))
                 gan_discriminator_loss, gan_adversarial_loss = self.adversarial_losses(real_logits, gan_logits)
@@ -179,6 +181,9 @@ class SRGANTrainer(Trainer):
                 if config.generator_period_weight:
                     difference = batch_pattern(gan_sr, config.scale) - batch_pattern(hr, config.scale)
                     unpaired_period = config.generator_period_weight * tf.reduce_mean(tf.abs(difference))
+                if config.generator_consistency_weight:
+                    unpaired_consistency = (config.generator_consistency_weight
+                                            * shrink_consistency(gan_sr, gan_lr))
             if features is not None and config.content_loss == "discriminator":
                 content = feature_matching(features)
             else:
@@ -188,7 +193,7 @@ class SRGANTrainer(Trainer):
             if config.period_weight:
                 difference = periodic_pattern(sr, config.scale) - periodic_pattern(hr, config.scale)
                 generator_loss += config.period_weight * per_example_mean(tf.abs(difference))
-            generator_loss = self.average(generator_loss + unpaired_period
+            generator_loss = self.average(generator_loss + unpaired_period + unpaired_consistency
                                           + config.adversarial_weight * adversarial_loss)
             discriminator_loss = self.average(discriminator_loss)
         discriminator_gradients = discriminator_tape.gradient(
