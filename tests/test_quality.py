@@ -79,6 +79,14 @@ def test_the_same_seed_gives_the_same_numbers_and_another_seed_other_projections
     assert sizes == sorted(sizes, reverse=True) and len(sizes) > 2
 
 
+def test_the_spectrum_summed_a_few_images_at_a_time_is_the_whole_batch_spectrum(collection):
+    """power_spectra works in chunks to bound its memory; the chunks change nothing but the rounding."""
+    whole = quality.power_spectra(collection, chunk=len(collection))
+    assert whole.shape == collection.shape[1:3]
+    for chunk in (1, 7, 64):
+        np.testing.assert_allclose(quality.power_spectra(collection, chunk=chunk), whole, rtol=1e-9, atol=0)
+
+
 def test_the_command_measures_a_bundle_and_records_it(tiny_dataset, tmp_path):
     from conftest import make_bundle
 
