@@ -87,6 +87,24 @@ def test_the_spectrum_summed_a_few_images_at_a_time_is_the_whole_batch_spectrum(
         np.testing.assert_allclose(quality.power_spectra(collection, chunk=chunk), whole, rtol=1e-9, atol=0)
 
 
+def test_patches_sampled_image_by_image_are_those_of_the_whole_pyramids(collection):
+    """swd_figures samples each image's pyramid and drops it (bounded memory); the patches are exactly those the
+    same positions pick from the stacked pyramids of the whole batch, at every level."""
+    rng = np.random.default_rng(4)
+    images = collection[:12]
+    sizes = quality.pyramid_sizes(*images.shape[1:3])
+    positions = [quality.patch_positions(len(images), height, width, rng) for height, width in sizes]
+    pyramids = [quality.image_pyramid(image) for image in images]
+    assert [level.shape[:2] for level in pyramids[0]] == sizes and len(sizes) > 2
+    for level_index, (patches, (tops, lefts, size)) in enumerate(
+            zip(quality.pyramid_patches(images, positions), positions, strict=True)):
+        whole = np.stack([pyramid[level_index] for pyramid in pyramids])
+        offsets = np.arange(size)
+        expected = whole[np.arange(len(images))[:, None, None, None], tops[..., None, None] + offsets[:, None],
+                         lefts[..., None, None] + offsets[None, :]].reshape(len(patches), -1)
+        np.testing.assert_array_equal(patches, expected)
+
+
 def test_the_command_measures_a_bundle_and_records_it(tiny_dataset, tmp_path):
     from conftest import make_bundle
 

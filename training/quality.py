@@ -124,65 +124,100 @@ def spectral_figures(generated: np.ndarray, real: np.ndarray) -> dict:
     }
 
 
-def laplacian_pyramid(images: np.ndarray) -> list[np.ndarray]:
-    """float32 NHWC pyramids, finest level first, down to PYRAMID_MIN_SIZE px (the last level is Gaussian).
+def check_same_size(generated: np.ndarray, real: np.ndarray) -> None:
+    if generated.shape[1:] != real.shape[1:]:
+        raise ValueError(f"generated images {generated.shape[1:]} and real images {real.shape[1:]} differ in size")
 
-    Built one image at a time into preallocated levels, so a thousand 512 px images need their levels' memory
-    and no whole-batch temporaries."""
-    images = np.asarray(images)
-    sizes = [images.shape[1:3]]
+
+def pyramid_sizes(height: int, width: int) -> list[tuple[int, int]]:
+    """(height, width) of each Laplacian-pyramid level, finest first, down to PYRAMID_MIN_SIZE px."""
+    sizes = [(height, width)]
     while sizes[-1][0] > PYRAMID_MIN_SIZE:
         sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
-    levels = [np.empty((len(images), height, width, images.shape[3]), np.float32) for height, width in sizes]
-    for index, image in enumerate(images):
-        current = image.astype(np.float32) / 255.0
-        for level in levels[:-1]:
-            smaller = cv2.pyrDown(current)
-            level[index] = current - cv2.pyrUp(smaller, dstsize=(current.shape[1], current.shape[0]))
-            current = smaller
-        levels[-1][index] = current
-    return levels
+    return sizes
 
 
-def random_patches(level: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """PATCHES_PER_IMAGE flattened 7x7 patches from each image at random positions."""
-    count, height, width, channels = level.shape
+def image_pyramid(image: np.ndarray) -> list[np.ndarray]:
+    """One uint8 HWC image's float32 Laplacian pyramid, finest level first (the last level is Gaussian)."""
+    current = image.astype(np.float32) / 255.0
+    levels = []
+    for _ in pyramid_sizes(*image.shape[:2])[:-1]:
+        smaller = cv2.pyrDown(current)
+        levels.append(current - cv2.pyrUp(smaller, dstsize=(current.shape[1], current.shape[0])))
+        current = smaller
+    return [*levels, current]
+
+
+def patch_positions(count: int, height: int, width: int, rng: np.random.Generator) -> tuple:
+    """Random top-left corners of PATCHES_PER_IMAGE patches in each of `count` images, and the patch side."""
     size = min(PATCH_SIZE, height, width)
     tops = rng.integers(0, height - size + 1, (count, PATCHES_PER_IMAGE))
     lefts = rng.integers(0, width - size + 1, (count, PATCHES_PER_IMAGE))
-    offsets = np.arange(size)
-    rows = tops[..., None, None] + offsets[:, None]
-    columns = lefts[..., None, None] + offsets[None, :]
-    patches = level[np.arange(count)[:, None, None, None], rows, columns]
-    return patches.reshape(-1, size * size * channels)
+    return tops, lefts, size
 
 
-def sliced_wasserstein(first: np.ndarray, second: np.ndarray, rng: np.random.Generator) -> float:
-    """Mean over random unit directions of the 1-D Wasserstein distance of the projected point sets."""
-    count = min(len(first), len(second))
-    first = first[rng.permutation(len(first))[:count]]
-    second = second[rng.permutation(len(second))[:count]]
-    distances = []
+def pyramid_patches(images: np.ndarray, positions: list[tuple]) -> list[np.ndarray]:
+    """Per level, the flattened patches at that level's positions, image after image.
+
+    Each image's pyramid is built, sampled and dropped: memory holds the patches (about 40 MB per level for a
+    thousand images), not the pyramids (4 GB for a thousand 512 px images, twice over for real against real)."""
+    channels = images.shape[3]
+    patches = [np.empty((len(images) * PATCHES_PER_IMAGE, size * size * channels), np.float32)
+               for _, _, size in positions]
+    for index, image in enumerate(images):
+        rows_of_image = slice(index * PATCHES_PER_IMAGE, (index + 1) * PATCHES_PER_IMAGE)
+        for level, (tops, lefts, size), level_patches in zip(image_pyramid(image), positions, patches, strict=True):
+            offsets = np.arange(size)
+            rows = tops[index][:, None, None] + offsets[:, None]
+            columns = lefts[index][:, None, None] + offsets[None, :]
+            level_patches[rows_of_image] = level[rows, columns].reshape(PATCHES_PER_IMAGE, -1)
+    return patches
+
+
+def projection_draws(first_count: int, second_count: int, dimensions: int, rng: np.random.Generator) -> tuple:
+    """The random parts of one sliced Wasserstein distance: equal-sized subsets of both sets and unit directions."""
+    count = min(first_count, second_count)
+    first_order = rng.permutation(first_count)[:count]
+    second_order = rng.permutation(second_count)[:count]
+    directions = []
     for _ in range(PROJECTION_REPEATS):
-        directions = rng.standard_normal((first.shape[1], PROJECTIONS))
-        directions /= np.linalg.norm(directions, axis=0, keepdims=True)
-        projected_first = np.sort(first @ directions, axis=0)
-        projected_second = np.sort(second @ directions, axis=0)
-        distances.append(np.mean(np.abs(projected_first - projected_second)))
-    return float(np.mean(distances))
+        drawn = rng.standard_normal((dimensions, PROJECTIONS))
+        directions.append(drawn / np.linalg.norm(drawn, axis=0, keepdims=True))
+    return first_order, second_order, directions
+
+
+def sliced_wasserstein(first: np.ndarray, second: np.ndarray, draws: tuple) -> float:
+    """Mean over the drawn unit directions of the 1-D Wasserstein distance of the projected point sets."""
+    first_order, second_order, directions = draws
+    first, second = first[first_order], second[second_order]
+    return float(np.mean([np.mean(np.abs(np.sort(first @ direction, axis=0) - np.sort(second @ direction, axis=0)))
+                          for direction in directions]))
 
 
 def swd_figures(generated: np.ndarray, real: np.ndarray, seed: int) -> dict:
-    """SWD x1e3 per pyramid level (finest first, named by its size) and their average."""
+    """SWD x1e3 per pyramid level (finest first, named by its size) and their average.
+
+    Every random draw (patch positions, subsets, directions) is made first, level by level in a fixed order, so
+    the figures depend on the seed alone; then each image's pyramid is sampled once."""
+    generated, real = np.asarray(generated), np.asarray(real)
+    check_same_size(generated, real)
     rng = np.random.default_rng(seed)
+    sizes = pyramid_sizes(*generated.shape[1:3])
+    generated_positions, real_positions, draws = [], [], []
+    for height, width in sizes:
+        generated_positions.append(patch_positions(len(generated), height, width, rng))
+        real_positions.append(patch_positions(len(real), height, width, rng))
+        dimensions = generated_positions[-1][2] ** 2 * generated.shape[3]
+        draws.append(projection_draws(len(generated) * PATCHES_PER_IMAGE, len(real) * PATCHES_PER_IMAGE,
+                                      dimensions, rng))
     per_level = {}
-    for generated_level, real_level in zip(laplacian_pyramid(generated), laplacian_pyramid(real), strict=True):
-        generated_patches = random_patches(generated_level, rng)
-        real_patches = random_patches(real_level, rng)
+    levels = zip(sizes, pyramid_patches(generated, generated_positions), pyramid_patches(real, real_positions),
+                 draws, strict=True)
+    for (height, _), generated_patches, real_patches, level_draws in levels:
         # Normalised per channel by the real patches' statistics, as in Karras et al., so levels compare.
         mean, std = real_patches.mean(axis=0), real_patches.std(axis=0) + 1e-8
-        distance = sliced_wasserstein((generated_patches - mean) / std, (real_patches - mean) / std, rng)
-        per_level[str(generated_level.shape[1])] = round(distance * 1e3, 3)
+        distance = sliced_wasserstein((generated_patches - mean) / std, (real_patches - mean) / std, level_draws)
+        per_level[str(height)] = round(distance * 1e3, 3)
     return {"swd_per_level": per_level, "swd": round(float(np.mean(list(per_level.values()))), 3)}
 
 
@@ -212,8 +247,7 @@ def memorisation_share(generated: np.ndarray, training: np.ndarray) -> dict:
 
 def compare(generated: np.ndarray, real: np.ndarray, training: np.ndarray, seed: int) -> dict:
     """Every figure for one image set against the real images (and the training images, for memorisation)."""
-    if generated.shape[1:] != real.shape[1:]:
-        raise ValueError(f"generated images {generated.shape[1:]} and real images {real.shape[1:]} differ in size")
+    check_same_size(generated, real)
     return {
         **swd_figures(generated, real, seed),
         **spectral_figures(generated, real),
