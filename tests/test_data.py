@@ -301,6 +301,14 @@ def test_mirrored_strategy_per_replica_batches(ingested):
     assert not np.array_equal(parts[0], parts[1])
 
 
+def test_images_come_in_id_order_from_any_number_of_shards(ingested, tmp_path):
+    source, out, _, _ = ingested
+    ingest(source, tmp_path / "three", IngestConfig(image_size=IMAGE_SIZE, min_size=32, num_shards=3), progress=False)
+    one_shard, three_shards = load_images(out), load_images(tmp_path / "three")
+    np.testing.assert_array_equal(three_shards[1], np.arange(10))
+    np.testing.assert_array_equal(three_shards[0], one_shard[0])
+
+
 def test_overwrite_refused_then_allowed(ingested, tmp_path):
     source, _, _, _ = ingested
     out = tmp_path / "dataset"
