@@ -53,8 +53,7 @@ def main() -> int:
     args = parser.parse_args()
     renderers = {path: Renderer(load_bundle(path, with_upscaler=True), max_batch=16) for path in args.bundles}
     noise = {path: latents(args.frames, renderer.bundle.latent_dim, 0) for path, renderer in renderers.items()}
-    first = next(iter(renderers.values()))
-    size = first.render(noise[args.bundles[0]][:1], upscale=True).shape[1]
+    size = next(iter(renderers.values())).output_size(upscale=True)
     reference = quality.power_spectra(collection_images(args.data, size, args.images, 0))
     print("log10 power over the collection's:", " | ".join(FREQUENCIES))
     for path, renderer in renderers.items():
