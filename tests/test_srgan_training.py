@@ -227,6 +227,8 @@ def test_eval_sr_prints_metrics_and_writes_the_side_by_side(trained_run, tiny_da
         (["srgan", "--generator-period-weight", "-1"], "generator_period_weight -1.0 is outside the allowed range"),
         (["srgan", "--generator-consistency-weight", "101"],
          "generator_consistency_weight 101.0 is outside the allowed range"),
+        (["srgan", "--generator-grain-weight", "-1"],
+         "generator_grain_weight -1.0 is outside the allowed range"),
         (["eval-sr"], "has no upscaler"),
     ],
 )
@@ -374,17 +376,25 @@ def test_batch_pattern_keeps_what_every_frame_prints_and_averages_content_out():
 
 
 @pytest.mark.parametrize("term, weight", [("generator_period_weight", 0.0), ("generator_period_weight", 20.0),
-                                          ("generator_consistency_weight", 1.0)])
+                                          ("generator_consistency_weight", 1.0), ("generator_grain_weight", 1.0)])
 def test_each_unpaired_term_alone_trains_the_upscaler_on_gan_samples(tiny_dataset, tiny_bundle, tmp_path, term,
                                                                      weight):
-    """With every other term at zero, the upscaler moves only when an unpaired term (pattern, consistency) is on."""
+    """With every other term at zero, the upscaler moves only when an unpaired term (pattern, consistency, grain)
+    is on."""
     config = tiny_config(tiny_dataset, tmp_path / "run", pretrain_steps=0, gan_steps=1, gan_loss="ragan",
                          discriminator="patch", content_loss="pixel", content_weight=0.0, pixel_weight=0.0,
                          adversarial_weight=0.0, generator_bundle=str(tiny_bundle), generator_fraction=0.5,
                          **{term: weight})
     trainer = SRGANTrainer(config)
+    # The tiny bundle's untrained generator draws flat grey; a frozen random dense layer draws frames with detail
+    # at every frequency instead, so each unpaired term has something to correct.
+    latent_dim = trainer.gan_generator.input_shape[-1]
+    trainer.gan_generator = keras.Sequential([keras.Input([latent_dim]), keras.layers.Dense(64 * 64 * 3,
+                                              activation="tanh"), keras.layers.Reshape([64, 64, 3])])
     lr = tf.random.uniform([2, config.lr_size, config.lr_size, 3], -1, 1, seed=1)
-    hr = tf.random.uniform([2, config.hr_size, config.hr_size, 3], -1, 1, seed=2)
+    # Smooth real crops: their power at the checkerboard frequencies is the ceiling grain_excess holds frames to.
+    hr = tf.image.resize(tf.random.uniform([2, 4, 4, 3], -1, 1, seed=2), [config.hr_size, config.hr_size],
+                         method="bicubic")
     before = [variable.numpy().copy() for variable in trainer.upscaler.trainable_variables]
     generator_loss = float(trainer.gan_replica_step(lr, hr)[0])
     moved = any(not np.allclose(old, new.numpy()) for old, new in zip(before, trainer.upscaler.trainable_variables,
@@ -412,3 +422,37 @@ def test_shrink_consistency_holds_a_frame_to_its_shapes_not_its_texture():
     assert shrink_consistency(large, small).shape == (4,)
     assert scores["same"] < 0.01 and scores["textured"] < 0.01, scores
     assert scores["moved"] > 5 * scores["textured"] and scores["blurred"] > 5 * scores["textured"], scores
+
+
+def test_grain_excess_sees_a_checkerboard_whose_phase_follows_the_content():
+    """A one-pixel checkerboard that flips phase with the content averages out of batch_pattern but not out of
+    grain_excess; frames with the collection's power, or less, cost nothing; the filters measure a sinusoid's
+    power at its own frequency only."""
+    from training.srgan import batch_pattern, grain_excess, local_grain_power
+    from training.srgan.losses import GRAIN_FREQUENCIES
+
+    rng = np.random.default_rng(0)
+    content = tf.image.resize(rng.uniform(-0.8, 0.8, (16, 12, 12, 3)).astype(np.float32), [96, 96],
+                              method="bicubic")
+    checkerboard = (-1.0) ** np.add.outer(np.arange(96), np.arange(96))
+    phase = np.sign(tf.image.resize(rng.normal(size=(16, 6, 6, 1)), [96, 96], method="nearest").numpy())
+    grainy = tf.constant(content + 0.03 * checkerboard[None, :, :, None] * phase, tf.float32)
+    aligned = tf.constant(content + 0.03 * checkerboard[None, :, :, None], tf.float32)
+    smoother = tf.nn.avg_pool2d(content, 3, 1, "SAME")
+
+    def pattern(images):
+        return float(tf.reduce_mean(tf.abs(batch_pattern(images, 4) - batch_pattern(content, 4))))
+
+    assert pattern(grainy) < 0.2 * pattern(aligned), (pattern(grainy), pattern(aligned))
+    assert float(grain_excess(grainy, content)) > 0.5
+    assert float(grain_excess(grainy, content)) >= float(grain_excess(aligned, content)) > 0.5
+    assert float(grain_excess(content, content)) == 0.0
+    assert float(grain_excess(smoother, content)) == 0.0
+    assert float(grain_excess(content, grainy)) == 0.0
+
+    amplitude = 0.03
+    wave = amplitude * np.cos(2 * np.pi * 0.25 * np.arange(96))[None, :, None, None] * np.ones((1, 96, 96, 3))
+    power = local_grain_power(tf.constant(wave, tf.float32)).numpy()[0]
+    own = GRAIN_FREQUENCIES.index((0.25, 0.0))
+    assert power[own] == pytest.approx(amplitude**2, rel=0.01)
+    assert np.delete(power, own).max() < 0.01 * amplitude**2

@@ -45,6 +45,8 @@ from training.srgan.losses import (
     adversarial_losses,
     batch_pattern,
     feature_matching,
+    grain_excess,
+    local_grain_power,
     per_example_mean,
     periodic_pattern,
     shrink_consistency,
@@ -63,7 +65,8 @@ from training.srgan.trainer import SRGANTrainer
 __all__ = [
     "CONTENT_LOSSES", "DEGRADATIONS", "GAN_LOSSES", "PIXEL_LOSSES", "RESUMABLE_STEPS", "SCALES", "STAGE2_SETTINGS",
     "SRGANConfig", "SRGANTrainer", "adversarial_losses", "batch_pattern", "bicubic_downscale", "bicubic_upscale",
-    "build_discriminator", "build_upscaler", "comparison_strip", "feature_matching", "holdout_ids", "make_pair",
+    "build_discriminator", "build_upscaler", "comparison_strip", "feature_matching", "grain_excess", "holdout_ids",
+    "local_grain_power", "make_pair",
     "pair_dataset", "per_example_mean", "periodic_pattern", "prepare_srgan_run", "preflight", "read_images_by_id",
     "shrink_consistency",
 ]

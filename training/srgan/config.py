@@ -35,7 +35,7 @@ RESUMABLE_STEPS = ("pretrain_steps", "gan_steps")
 # taken, so one pixel-loss pretraining can serve several stage-2 recipes.
 STAGE2_SETTINGS = ("gan_learning_rate", "discriminator_learning_rate", "adversarial_weight", "content_weight",
                    "pixel_weight", "period_weight", "generator_period_weight", "generator_consistency_weight",
-                   "gan_loss", "content_loss", "vgg_layer", "vgg_weights")
+                   "generator_grain_weight", "gan_loss", "content_loss", "vgg_layer", "vgg_weights")
 
 
 def degrade_option(name: str, help: str):  # noqa: A002
@@ -114,6 +114,11 @@ class SRGANConfig(ControllerConfig):
                                                  "between each upscaled GAN sample shrunk back x--scale and the "
                                                  "sample itself, so the upscaler adds texture without moving "
                                                  "shapes (see shrink_consistency).", range="[0, 100]")
+    generator_grain_weight: float = option(0.0, "Stage 2, with --generator-bundle: weight of a loss on how far the "
+                                           "upscaled GAN samples' local power at the checkerboard frequencies "
+                                           "(periods 2 and 4) exceeds the real crops', in log units, so the "
+                                           "upscaler prints no grain into generated frames (see grain_excess).",
+                                           range="[0, 100]")
     # The SRGAN run reports at intervals of its own.
     checkpoint_every: int = option(1000, "Save a checkpoint every this many steps.", range=EVERY, kw_only=True)
     sample_every: int = option(1000, "Write a sample strip every this many steps.", range=EVERY, kw_only=True)

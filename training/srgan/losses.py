@@ -1,8 +1,9 @@
 """SRGAN losses, per example (each replica averages them over the global batch): pixel, content, adversarial,
-the grid-locked pattern terms and the shrink consistency of unpaired frames."""
+the grid-locked pattern terms, and the shrink consistency and grain of unpaired frames."""
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -53,6 +54,58 @@ def shrink_consistency(upscaled: tf.Tensor, small: tf.Tensor) -> tf.Tensor:
     size = tf.shape(small)[1:3]
     shrunk = tf.image.resize(upscaled, size, method="bicubic", antialias=True)
     return per_example_mean(tf.abs(shrunk - small))
+
+
+# The checkerboard figure's frequencies (training.quality.checkerboard_power), in cycles per pixel along y and x:
+# period 2 or 4 along each axis, or constant along one. Each is listed once: f and -f carry the same power.
+GRAIN_FREQUENCIES = ((0.0, 0.5), (0.5, 0.0), (0.5, 0.5), (0.0, 0.25), (0.25, 0.0), (0.25, 0.25), (0.25, -0.25),
+                     (0.5, 0.25), (0.25, 0.5))
+GRAIN_WINDOW = 8
+GRAIN_STRIDE = 4
+# Power below half an 8-bit step's (images in [-1, 1]) cannot show on a screen, so an excess there costs nothing.
+GRAIN_FLOOR = (1.0 / 255.0) ** 2
+LUMA = (0.299, 0.587, 0.114)
+
+
+def grain_kernels(window: int = GRAIN_WINDOW) -> np.ndarray:
+    """(window, window, 1, 2F) cosine and sine filters, Hann-windowed, one pair per GRAIN_FREQUENCIES entry.
+
+    The window sums to 2, so a sinusoid of amplitude a off the Nyquist axes has local power a^2.
+    """
+    taper = np.hanning(window + 2)[1:-1]
+    taper = np.outer(taper, taper)
+    taper *= 2.0 / taper.sum()
+    rows, columns = np.indices((window, window))
+    phases = [2 * np.pi * (fy * rows + fx * columns) for fy, fx in GRAIN_FREQUENCIES]
+    kernels = [taper * wave(phase) for phase in phases for wave in (np.cos, np.sin)]
+    return np.stack(kernels, axis=-1)[:, :, None, :].astype(np.float32)
+
+
+def local_grain_power(images: tf.Tensor) -> tf.Tensor:
+    """(N, F) power of each image's luma at each GRAIN_FREQUENCIES entry, measured in GRAIN_WINDOW windows and
+    averaged over them.
+
+    Power, not a signed pattern: a one-pixel checkerboard whose phase follows the content (and so averages out of
+    batch_pattern) still counts in full, window by window.
+    """
+    luma = tf.reduce_sum(images * tf.constant(LUMA, images.dtype), axis=-1, keepdims=True)
+    responses = tf.nn.conv2d(luma, tf.constant(grain_kernels(), images.dtype), GRAIN_STRIDE, "VALID")
+    squares = tf.reduce_mean(tf.square(responses), axis=[1, 2])
+    cosine, sine = squares[:, 0::2], squares[:, 1::2]
+    return cosine + sine
+
+
+def grain_excess(upscaled: tf.Tensor, real: tf.Tensor) -> tf.Tensor:
+    """Mean over GRAIN_FREQUENCIES of how far (natural log) the batch's power exceeds the real batch's there.
+
+    Unpaired frames have no original to match, but the collection's own power at the checkerboard frequencies is
+    a ceiling: above it is grain (the one-pixel pattern the adversarial terms print into GAN frames, which the
+    antialiased shrink of shrink_consistency cannot see). One-sided: less power than the collection costs
+    nothing, so the term never asks for grain, and a log ratio, so a faint excess and a strong one pull alike.
+    """
+    upscaled_power = tf.reduce_mean(local_grain_power(upscaled), axis=0)
+    real_power = tf.stop_gradient(tf.reduce_mean(local_grain_power(real), axis=0))
+    return tf.reduce_mean(tf.nn.relu(tf.math.log(upscaled_power + GRAIN_FLOOR) - tf.math.log(real_power + GRAIN_FLOOR)))
 
 
 def feature_matching(features: list[tf.Tensor]) -> tf.Tensor:

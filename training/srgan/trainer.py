@@ -25,6 +25,7 @@ from training.srgan.losses import (
     batch_pattern,
     feature_distance,
     feature_matching,
+    grain_excess,
     per_example_mean,
     periodic_pattern,
     pixel_loss,
@@ -165,7 +166,7 @@ class SRGANTrainer(Trainer):
                 real_logits = self.discriminator(hr, training=True)
                 fake_logits = self.discriminator(sr, training=True)
             discriminator_loss, adversarial_loss = self.adversarial_losses(real_logits, fake_logits)
-            unpaired_period = unpaired_consistency = 0.0
+            unpaired_period = unpaired_consistency = unpaired_grain = 0.0
             if self.gan_generator is not None:
                 # The same loss on (reals, upscaled GAN samples), mixed in: for bce this is D's usual sum with
                 # the fake term split between the two kinds of fake; for ragan each kind is judged relative to
@@ -184,6 +185,8 @@ class SRGANTrainer(Trainer):
                 if config.generator_consistency_weight:
                     unpaired_consistency = (config.generator_consistency_weight
                                             * shrink_consistency(gan_sr, gan_lr))
+                if config.generator_grain_weight:
+                    unpaired_grain = config.generator_grain_weight * grain_excess(gan_sr, hr)
             if features is not None and config.content_loss == "discriminator":
                 content = feature_matching(features)
             else:
@@ -193,7 +196,7 @@ class SRGANTrainer(Trainer):
             if config.period_weight:
                 difference = periodic_pattern(sr, config.scale) - periodic_pattern(hr, config.scale)
                 generator_loss += config.period_weight * per_example_mean(tf.abs(difference))
-            generator_loss = self.average(generator_loss + unpaired_period + unpaired_consistency
+            generator_loss = self.average(generator_loss + unpaired_period + unpaired_consistency + unpaired_grain
                                           + config.adversarial_weight * adversarial_loss)
             discriminator_loss = self.average(discriminator_loss)
         discriminator_gradients = discriminator_tape.gradient(
