@@ -169,6 +169,10 @@ VARIANTS = {
                                                         "minibatch_stddev": True, "augment": "color,translation",
                                                         "flip": True, "ema_decay": 0.9, "mode_seeking": 1.0,
                                                         "mode_seeking_bound": 0.2, "generator_updates": 2},
+    "kept, bounded mode seeking, spectral term": {"upsampling": "resize", "rgb_upsampling": "subpixel",
+                                                  "minibatch_stddev": True, "ema_decay": 0.9, "mode_seeking": 1.0,
+                                                  "mode_seeking_bound": 0.2, "spectral_weight": 1.0,
+                                                  "generator_updates": 2},
 }
 
 
@@ -270,7 +274,9 @@ def test_options_are_validated_with_the_allowed_values(tiny_dataset, tmp_path):
                              ({"mode_seeking_distance": "features"},
                               "mode_seeking_distance 'features' is unknown; choose one of pixels, detail"),
                              ({"mode_seeking_bound": 3.0},
-                              r"mode_seeking_bound 3.0 is outside the allowed range 0..2")]:
+                              r"mode_seeking_bound 3.0 is outside the allowed range 0..2"),
+                             ({"spectral_weight": -0.5},
+                              r"spectral_weight -0.5 is outside the allowed range 0..100")]:
         with pytest.raises(ValueError, match=message):
             tiny_config(tiny_dataset, tmp_path, **options)
 
@@ -342,3 +348,33 @@ def test_a_bounded_mode_seeking_term_pushes_only_pairs_closer_than_its_bound():
     # Up to the bound the term is MSGAN's; past it, a constant.
     np.testing.assert_allclose(np.asarray(mode_seeking_term(latent, tf.constant(twins), 1.0, bound=0.2)),
                                np.asarray(mode_seeking_term(latent, tf.constant(twins), 1.0)), rtol=1e-6)
+
+
+def test_the_spectral_term_measures_what_the_quality_command_measures_and_lifts_a_short_octave():
+    """batch_radial_spectrum is training.quality's radial profile (images in [-1, 1] rather than [0, 1], so 4x the
+    power); spectral_distance is zero for the same batch, grows with blur, and its gradient on a blurred batch
+    puts power back into the finest octave."""
+    from training import quality
+    from training.spectral_loss import batch_radial_spectrum, spectral_distance
+
+    rng = np.random.default_rng(0)
+    coarse = rng.uniform(0, 255, (8, 8, 8, 3))
+    sharp = np.clip(tf.image.resize(coarse, [32, 32], method="bicubic").numpy()
+                    + rng.normal(0, 12, (8, 32, 32, 3)), 0, 255).astype(np.uint8)
+    real = tf.constant(sharp.astype(np.float32) / 127.5 - 1.0)
+    expected = quality.radial_profile(quality.power_spectra(sharp))
+    np.testing.assert_allclose(batch_radial_spectrum(real).numpy(), 4 * expected, rtol=1e-3)
+
+    blurred = tf.nn.avg_pool2d(real, 3, 1, "SAME")
+    more_blurred = tf.nn.avg_pool2d(blurred, 3, 1, "SAME")
+    assert float(spectral_distance(real, real)) == 0.0
+    assert 0 < float(spectral_distance(blurred, real)) < float(spectral_distance(more_blurred, real))
+
+    images = tf.Variable(blurred)
+    with tf.GradientTape() as tape:
+        distance = spectral_distance(images, real)
+    images.assign_sub(0.05 * tape.gradient(distance, images))
+    finest = slice(10, None)
+    assert float(spectral_distance(images, real)) < float(distance)
+    assert (batch_radial_spectrum(images).numpy()[finest].sum()
+            > batch_radial_spectrum(blurred).numpy()[finest].sum())

@@ -18,6 +18,7 @@ from training.options import check_options, option, to_flat_dict
 from training.precision import PRECISIONS, agree_on_finite, check_precision, dtype_policy
 from training.quality import COMPARE_SIZE
 from training.runs import CHECKPOINT_DIR, image_grid, publish_samples, run_path, to_uint8
+from training.spectral_loss import spectral_distance
 from training.standing_statistics import standing_statistics
 from training.strategy import nest_strategy
 
@@ -81,6 +82,9 @@ class DCGANConfig(ControllerConfig):
     mode_seeking_bound: float = option(0.0, "Mode seeking stops rewarding a pair once its 32 px images are this far "
                                        "apart (mean absolute difference, images in [-1, 1]; 0: unbounded, as in "
                                        "MSGAN).", range="0..2")
+    spectral_weight: float = option(0.0, "Weight of the spectral term (Durall et al. 2020): the mean absolute log "
+                                    "ratio of each batch's radial power spectrum to the real batch's, so the "
+                                    "finest octave is neither short nor in excess (0: off).", range="0..100")
     discriminator_learning_rate: float | None = option(None, "The discriminator's own learning rate (TTUR); "
                                                        "unset, it is --learning-rate.", range="(0, 1]")
     mixed_precision: str = option("none", "Compute precision: mixed_float16 on GPUs (with loss scaling), "
@@ -215,13 +219,17 @@ class DCGANTrainer(Trainer):
         gradients = tape.gradient(total, real_images)
         return 0.5 * self.config.r1_gamma * tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3])
 
-    def generator_objective(self, adversarial_loss, latent, fake_images):
-        """G's averaged loss, the same in every G update: the adversarial term, plus mode seeking when on."""
+    def generator_objective(self, adversarial_loss, latent, fake_images, real_images):
+        """G's averaged loss, the same in every G update: the adversarial term, plus mode seeking and the
+        spectral term (this replica's batch against its real batch) when on."""
         config = self.config
         loss = self.average(adversarial_loss)
         if config.mode_seeking:
             loss += self.average(mode_seeking_term(latent, fake_images, config.mode_seeking,
                                                    config.mode_seeking_distance, config.mode_seeking_bound))
+        if config.spectral_weight:
+            term = config.spectral_weight * spectral_distance(fake_images, real_images)
+            loss += self.average(tf.fill(tf.shape(latent)[:1], term))
         return loss
 
     def apply(self, optimizer, loss, tape, variables):
@@ -242,7 +250,7 @@ class DCGANTrainer(Trainer):
             fake_logits = self.discriminator(self.discriminator_input(fake_images), training=True)
             discriminator_loss, adversarial_loss = self.losses(real_logits, fake_logits)
             discriminator_loss = self.average(discriminator_loss)
-            generator_loss = self.generator_objective(adversarial_loss, latent, fake_images)
+            generator_loss = self.generator_objective(adversarial_loss, latent, fake_images, real_images)
             penalised = discriminator_loss
             if config.r1_gamma:
                 penalised = penalised + self.average(self.r1_penalty(real_images))
@@ -253,19 +261,19 @@ class DCGANTrainer(Trainer):
                    self.discriminator.trainable_variables)
         self.apply(self.generator_optimizer, scaled_generator_loss, generator_tape, self.generator.trainable_variables)
         for _ in range(config.generator_updates - 1):
-            self.generator_only_step(batch)
+            self.generator_only_step(real_images)
         real_score = self.average(tf.sigmoid(real_logits))
         fake_score = self.average(tf.sigmoid(fake_logits))
         return discriminator_loss, generator_loss, real_score, fake_score
 
-    def generator_only_step(self, batch):
+    def generator_only_step(self, real_images):
         """One more generator update on fresh noise against the just-updated discriminator."""
-        latent = self.noise.normal([batch, self.config.latent_dim])
+        latent = self.noise.normal([tf.shape(real_images)[0], self.config.latent_dim])
         with tf.GradientTape() as tape:
             fake_images = self.generator(latent, training=True)
             fake_logits = self.discriminator(self.discriminator_input(fake_images), training=True)
             adversarial_loss = self.losses(tf.zeros_like(fake_logits), fake_logits)[1]
-            loss = self.generator_objective(adversarial_loss, latent, fake_images)
+            loss = self.generator_objective(adversarial_loss, latent, fake_images, real_images)
             scaled_loss = self.generator_optimizer.scale_loss(loss)
         self.apply(self.generator_optimizer, scaled_loss, tape, self.generator.trainable_variables)
 

@@ -59,12 +59,16 @@ def power_spectra(images: np.ndarray, chunk: int = SPECTRUM_CHUNK) -> np.ndarray
     return np.fft.fftshift(total / len(images))
 
 
+def radial_bins(height: int, width: int) -> tuple[np.ndarray, int]:
+    """Each frequency's integer radius from the centre of an fft-shifted height x width spectrum, and the last
+    radius averaged (the Nyquist: radii beyond it, in the corners, are left out)."""
+    rows, columns = np.indices((height, width))
+    return np.rint(np.hypot(rows - height // 2, columns - width // 2)).astype(int), min(height, width) // 2
+
+
 def radial_profile(spectrum: np.ndarray) -> np.ndarray:
     """Azimuthal average of a centred 2-D spectrum over integer radii 1..size/2 (DC left out)."""
-    height, width = spectrum.shape
-    rows, columns = np.indices(spectrum.shape)
-    radius = np.rint(np.hypot(rows - height // 2, columns - width // 2)).astype(int)
-    limit = min(height, width) // 2
+    radius, limit = radial_bins(*spectrum.shape)
     sums = np.bincount(radius.ravel(), spectrum.ravel(), minlength=limit + 1)
     counts = np.bincount(radius.ravel(), minlength=limit + 1)
     return sums[1 : limit + 1] / np.maximum(counts[1 : limit + 1], 1)
