@@ -36,12 +36,19 @@ DIVERSITY_SAMPLES = 128
 COMPARE_SIZE = 32
 # Images per Fourier transform batch in power_spectra: about 200 MB of float64 work at 512 px.
 SPECTRUM_CHUNK = 64
+# BT.601 luma weights: every spectral figure, and the training terms that mirror them, look at this grey.
+LUMA = (0.299, 0.587, 0.114)
 
 
 def grey(images: np.ndarray) -> np.ndarray:
     """uint8 NHWC RGB -> float64 NHW luma in [0, 1] (BT.601)."""
     array = np.asarray(images, dtype=np.float64) / 255.0
-    return array @ np.array([0.299, 0.587, 0.114])
+    return array @ np.array(LUMA)
+
+
+def hann_window(height: int, width: int) -> np.ndarray:
+    """The 2-D Hann window the spectra are taken through, so the image's borders add no false high frequencies."""
+    return np.outer(np.hanning(height), np.hanning(width))
 
 
 def power_spectra(images: np.ndarray, chunk: int = SPECTRUM_CHUNK) -> np.ndarray:
@@ -50,7 +57,7 @@ def power_spectra(images: np.ndarray, chunk: int = SPECTRUM_CHUNK) -> np.ndarray
     Summed `chunk` images at a time: a thousand 512 px images as one float64 batch, with its transform, would
     need some 15 GB, and the quality command has to run beside a live piece on a modest machine."""
     images = np.asarray(images)
-    window = np.outer(np.hanning(images.shape[1]), np.hanning(images.shape[2]))
+    window = hann_window(images.shape[1], images.shape[2])
     total = np.zeros(images.shape[1:3])
     for start in range(0, len(images), chunk):
         luma = grey(images[start : start + chunk])

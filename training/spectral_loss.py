@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from training.quality import radial_bins
+from training.quality import LUMA, hann_window, radial_bins
 
-LUMA = (0.299, 0.587, 0.114)
 # Power is compared in natural log units above this floor (images in [-1, 1]), so empty radii cost nothing.
 SPECTRUM_FLOOR = 1e-8
 
@@ -32,7 +31,7 @@ def batch_radial_spectrum(images: tf.Tensor) -> tf.Tensor:
     images = tf.cast(images, tf.float32)
     height, width = int(images.shape[1]), int(images.shape[2])
     luma = tf.reduce_sum(images * tf.constant(LUMA), axis=-1)
-    window = tf.constant(np.outer(np.hanning(height), np.hanning(width)), tf.float32)
+    window = tf.constant(hann_window(height, width), tf.float32)
     centred = (luma - tf.reduce_mean(luma, axis=[1, 2], keepdims=True)) * window
     power = tf.square(tf.abs(tf.signal.fft2d(tf.complex(centred, tf.zeros_like(centred)))))
     shifted = tf.signal.fftshift(tf.reduce_mean(power, axis=0))

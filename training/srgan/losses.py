@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from training.quality import LUMA
+
 
 def per_example_mean(values: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
@@ -64,7 +66,6 @@ GRAIN_WINDOW = 8
 GRAIN_STRIDE = 4
 # Power below half an 8-bit step's (images in [-1, 1]) cannot show on a screen, so an excess there costs nothing.
 GRAIN_FLOOR = (1.0 / 255.0) ** 2
-LUMA = (0.299, 0.587, 0.114)
 
 
 def grain_kernels(window: int = GRAIN_WINDOW) -> np.ndarray:
