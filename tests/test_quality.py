@@ -149,3 +149,52 @@ def test_display_size_figures_stand_beside_bicubic_of_the_same_frames(tiny_datas
     assert upscaled["swd"] != bicubic["swd"]
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     assert manifest["quality"]["display"]["bicubic"] == bicubic
+
+
+def figures(swd, **overrides):
+    """Generator figures that meet every target, changed where given."""
+    return {"swd": swd, "log_spectral_distance": 0.05, "checkerboard_ratio": 1.0, "high_frequency_ratio": 1.0,
+            "near_identical_pairs": 0, "memorisation_share": 0.0, **overrides}
+
+
+def test_the_chosen_checkpoint_meets_the_targets_before_it_lowers_the_swd():
+    assert quality.target_misses(figures(40.0)) == []
+    assert quality.target_misses(figures(40.0, checkerboard_ratio=1.98, high_frequency_ratio=0.7)) == [
+        "checkerboard_ratio", "high_frequency_ratio"]
+    # A lower SWD does not buy a missed checkerboard target; among checkpoints that meet every target it decides.
+    steps = {2000: figures(45.0), 2250: figures(30.0, checkerboard_ratio=1.98), 2500: figures(47.4)}
+    assert quality.choose_checkpoint(steps) == 2000
+    # When none meets them all, the fewest misses wins, then the SWD; equal figures go to the later step.
+    steps = {2000: figures(30.0, checkerboard_ratio=1.5, log_spectral_distance=0.09),
+             2250: figures(50.0, checkerboard_ratio=1.3), 2500: figures(50.0, checkerboard_ratio=1.3)}
+    assert quality.choose_checkpoint(steps) == 2500
+    with pytest.raises(ValueError, match="no checkpoints"):
+        quality.choose_checkpoint({})
+
+
+def test_choose_step_measures_each_checkpoint_and_prints_the_chosen_one(tiny_dataset, tmp_path):
+    run, choice_path = tmp_path / "run", tmp_path / "choice.json"
+    trained = subprocess.run(
+        [sys.executable, "-m", "training", "dcgan", "--data", str(tiny_dataset), "--out", str(run), "--resolution",
+         "64", "--width-multiplier", "0.0625", "--batch-size", "8", "--steps-per-loop", "2", "--steps", "4",
+         "--checkpoint-every", "2", "--strategy", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "choose-step", str(run), "--steps", "2", "4", "--samples", "16",
+         "--collection", "32", "--out", str(choice_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    choice = json.loads(choice_path.read_text())
+    generated = {int(step): report["generated"] for step, report in choice["reports"].items()}
+    assert sorted(generated) == [2, 4]
+    assert result.stdout.strip() == str(choice["chosen_step"]) == str(quality.choose_checkpoint(generated))
+    assert "| step | SWD x1e3 |" in result.stderr and f"chosen: step {choice['chosen_step']}" in result.stderr
+    # The same step measured alone gives the same figures: the choice measures what the quality command does.
+    alone = subprocess.run(
+        [sys.executable, "-m", "training", "quality", "--run", str(run), "--step", "2", "--samples", "16",
+         "--collection", "32", "--out", str(tmp_path / "alone.json")], cwd=ROOT, capture_output=True, text=True,
+        timeout=300)
+    assert alone.returncode == 0, alone.stderr
+    assert json.loads((tmp_path / "alone.json").read_text())["generated"] == generated[2]
+    missing = subprocess.run([sys.executable, "-m", "training", "choose-step", str(run), "--steps", "2", "2"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "must be distinct" in missing.stderr and "Traceback" not in missing.stderr

@@ -1,5 +1,5 @@
 """`python -m training COMMAND`: synthetic, ingest, dcgan, launch, export, srgan, eval-sr, export-sr, index, quality,
-convert-litert."""
+choose-step, convert-litert."""
 
 from __future__ import annotations
 
@@ -213,9 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_sr_commands(commands)
     add_index_command(commands)
     add_convert_command(commands)
-    from training.quality_cli import add_quality_command
+    from training.quality_cli import add_choose_step_command, add_quality_command
 
     add_quality_command(commands)
+    add_choose_step_command(commands)
 
     synthetic = commands.add_parser("synthetic", help="generate the procedural mask collection", add_help=False)
     synthetic.set_defaults(handler=None)

@@ -1,8 +1,10 @@
-"""`python -m training quality`: the quality figures of a bundle or a DCGAN run against its collection."""
+"""`python -m training quality`: the quality figures of a bundle or a DCGAN run against its collection;
+`python -m training choose-step`: the checkpoint of a run whose figures meet the generator's targets best."""
 
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,3 +148,80 @@ def print_quality(config: QualityConfig) -> int:
     return 0
 
 
+
+
+@dataclass(frozen=True)
+class CheckpointChoiceConfig:
+    run: str
+    steps: tuple[int, ...]  # the candidate checkpoints, each measured with the quality command's figures
+    data: str | None = None
+    samples: int = 512
+    collection: int = 2000
+    seed: int = 0
+    out: str | None = None
+
+    def __post_init__(self):
+        if not self.steps:
+            raise ValueError("give at least one --steps value")
+        if any(step < 1 for step in self.steps) or len(set(self.steps)) != len(self.steps):
+            raise ValueError(f"steps {list(self.steps)} must be distinct positive checkpoint steps")
+        # The per-step measurement validates the rest, with the quality command's messages.
+        QualityConfig(run=self.run, step=self.steps[0], data=self.data, samples=self.samples,
+                      collection=self.collection, seed=self.seed)
+
+
+def choose_step(config: CheckpointChoiceConfig) -> dict:
+    """Every candidate checkpoint measured like `quality --run RUN --step STEP`, and the one chosen."""
+    reports = {step: run_quality(QualityConfig(run=config.run, step=step, data=config.data, samples=config.samples,
+                                               collection=config.collection, seed=config.seed))
+               for step in config.steps}
+    generated = {step: report["generated"] for step, report in reports.items()}
+    chosen = quality.choose_checkpoint(generated)
+    choice = {"run": config.run, "seed": config.seed, "targets": quality.GENERATOR_TARGETS, "chosen_step": chosen,
+              "misses": {str(step): quality.target_misses(figures) for step, figures in generated.items()},
+              "reports": {str(step): report for step, report in reports.items()}}
+    if config.out:
+        write_json_atomic(Path(config.out), choice)
+    return choice
+
+
+def choice_table(choice: dict) -> list[str]:
+    rows = ["| step | SWD x1e3 | LSD | checkerboard | HF ratio | near-identical pairs | memorisation | misses |",
+            "|---|---|---|---|---|---|---|---|"]
+    for step, report in choice["reports"].items():
+        figures = report["generated"]
+        rows.append(f"| {step} | {figures['swd']:.2f} | {figures['log_spectral_distance']:.3f} | "
+                    f"{figures['checkerboard_ratio']:.2f} | {figures['high_frequency_ratio']:.2f} | "
+                    f"{figures['near_identical_pairs']} | {figures['memorisation_share']:.3f} | "
+                    f"{', '.join(choice['misses'][step]) or 'none'} |")
+    return rows
+
+
+def print_choice(config: CheckpointChoiceConfig) -> int:
+    """The table and the verdict on stderr; the chosen step alone on stdout, for `export --step "$(...)"`."""
+    choice = choose_step(config)
+    chosen = choice["chosen_step"]
+    print("\n".join(choice_table(choice)), file=sys.stderr)
+    missed = choice["misses"][str(chosen)]
+    verdict = f"misses {', '.join(missed)}: no candidate met every target" if missed else "meets every target"
+    print(f"chosen: step {chosen} ({verdict})", file=sys.stderr)
+    print(chosen)
+    return 0
+
+
+def add_choose_step_command(commands) -> None:
+    parser = commands.add_parser(
+        "choose-step", help="measure a DCGAN run's checkpoints and print the step that best meets the targets",
+        description="Measure each checkpoint like `quality --run RUN --step STEP` and choose the one whose frames "
+                    "miss the fewest generator targets (training/quality.py: GENERATOR_TARGETS), then the lowest "
+                    "SWD. The table goes to stderr, the chosen step alone to stdout.")
+    parser.add_argument("run", help="DCGAN run folder")
+    parser.add_argument("--steps", type=int, nargs="+", required=True, help="candidate checkpoint steps")
+    parser.add_argument("--data", help="dataset folder (default: the one the generator was trained on)")
+    parser.add_argument("--samples", type=int, default=512, help="generated frames per checkpoint (16..100000)")
+    parser.add_argument("--collection", type=int, default=2000, help="collection images, split into two halves")
+    parser.add_argument("--seed", type=int, default=0, help="latents, collection split and projections")
+    parser.add_argument("--out", help="write every checkpoint's report and the choice here (JSON)")
+    parser.set_defaults(handler=lambda args: print_choice(CheckpointChoiceConfig(
+        run=args.run, steps=tuple(args.steps), data=args.data, samples=args.samples, collection=args.collection,
+        seed=args.seed, out=args.out)))

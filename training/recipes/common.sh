@@ -12,10 +12,11 @@ synthetic_dataset() {
     "$PYTHON" -m training ingest "$2" --out "$3" --image-size "$1"
 }
 
-# export_bundle SR_DATASET: both runs exported into $OUT.new, with the provenance index of $WORK/dataset.
+# export_bundle SR_DATASET: both runs exported into $OUT.new, with the provenance index of $WORK/dataset; the
+# generator at checkpoint $DCGAN_STEP when the recipe set it (its latest otherwise).
 export_bundle() {
     rm -rf "$OUT.new" && mkdir -p "$OUT.new"
-    "$PYTHON" -m training export "$WORK/dcgan" --out "$OUT.new"
+    "$PYTHON" -m training export "$WORK/dcgan" --out "$OUT.new" ${DCGAN_STEP:+--step "$DCGAN_STEP"}
     "$PYTHON" -m training export-sr "$WORK/sr" --out "$OUT.new" --data "$1"
     "$PYTHON" -m training index --model "$OUT.new" --data "$WORK/dataset" --run "$WORK/dcgan" --thumb-size 128
 }

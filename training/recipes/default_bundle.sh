@@ -8,30 +8,43 @@
 source "$(dirname "$0")/common.sh"  # set -euo pipefail, repository root, PYTHON, RESUME
 WORK=${WORK:-build/default-bundle}
 OUT=${OUT:-assets/models/default}
-# 5,750 generator steps: the quality command on checkpoints of a 12,000-step run picked it (bench/README.md,
-# "Generator quality"); later, this discriminator wins too clearly and the samples start to repeat.
-DCGAN_STEPS=${DCGAN_STEPS:-5750}
+# 2,500 generator steps, then the quality command chooses among the last three checkpoints (choose-step): the
+# checkerboard ratio moves between neighbouring checkpoints of one run, so no fixed step meets its target in every
+# training draw (bench/README.md, "The spectral term in the recipe").
+DCGAN_STEPS=${DCGAN_STEPS:-2500}
+CANDIDATE_STEPS=${CANDIDATE_STEPS:-"$((DCGAN_STEPS - 500)) $((DCGAN_STEPS - 250)) $DCGAN_STEPS"}
 SR_PRETRAIN_STEPS=${SR_PRETRAIN_STEPS:-1000}
 SR_GAN_STEPS=${SR_GAN_STEPS:-6000}
 
 if [ "$RESUME" = 0 ]; then
     synthetic_dataset 256 "$WORK/masks" "$WORK/dataset"
-    # The 128 px generator: resize-convolution (no checkerboard by construction), the non-saturating loss against
-    # a batch-normalised discriminator that sees each batch's variety (minibatch standard deviation), DiffAugment
-    # (colour, translation) on real and generated images alike, mirrored reals, and the exponential moving average
-    # of G's weights as the export, its batch-norm statistics re-estimated for those weights. (Hinge loss with a spectrally normalised D at this width learned too slowly
-    # on a CPU budget: its D loss stayed near chance and the samples collapsed; see bench/README.md.)
+    # The 128 px generator: resize-convolution (no checkerboard by construction) with sub-pixel convolution to
+    # RGB, the non-saturating loss against a batch-normalised discriminator that sees each batch's variety
+    # (minibatch standard deviation), DiffAugment (colour, translation) on real and generated images alike, mirrored
+    # reals, bounded mode seeking against repeated faces, the spectral term that holds each batch's radial power
+    # spectrum to the collection's (its finest octave above all), and the exponential moving average of G's weights
+    # as the export, its batch-norm statistics re-estimated for those weights. (Hinge loss with a spectrally
+    # normalised D at this width learned too slowly on a CPU budget: its D loss stayed near chance and the samples
+    # collapsed; see bench/README.md.)
     "$PYTHON" -m training dcgan --data "$WORK/dataset" --out "$WORK/dcgan" --resolution 128 --width-multiplier 0.25 \
         --steps "$DCGAN_STEPS" --batch-size 32 --strategy cpu --sample-every 500 --checkpoint-every 250 \
-        --seed 3 --upsampling resize --loss bce --minibatch-stddev true --augment color,translation --flip true \
-        --ema-decay 0.999
+        --keep-checkpoints 20 --seed 3 --upsampling resize --loss bce --minibatch-stddev true \
+        --augment color,translation --flip true --ema-decay 0.999 --rgb-upsampling subpixel --mode-seeking 1 \
+        --mode-seeking-bound 0.2 --spectral-weight 2
+else
+    "$PYTHON" -m training dcgan --out "$WORK/dcgan" --resume --steps "$DCGAN_STEPS"
+fi
+# shellcheck disable=SC2086  # the candidate steps are separate arguments
+DCGAN_STEP=$("$PYTHON" -m training choose-step "$WORK/dcgan" --steps $CANDIDATE_STEPS --out "$WORK/step-choice.json")
+"$PYTHON" -m training export "$WORK/dcgan" --out "$WORK/generator-bundle" --step "$DCGAN_STEP"
+
+if [ "$RESUME" = 0 ]; then
     # The x4 upscaler learns from the collection rendered at 512 px, on inputs degraded like generator frames
     # (training/degrade.py), by L1 pretraining then adversarial fine-tuning (RaGAN) against a patch critic, with
     # the critic's features as content loss and a period penalty against hatching; half of the critic's fakes are
     # the generator's own frames upscaled (unpaired: they have no original), so it learns to dress those in the
     # collection's texture; the weight average is exported. 24 filters x 5 layers + 4 full-size channels: chosen
     # by bench/sr_latency.py to leave room for the generator inside 30 new frames a second at 512 px.
-    "$PYTHON" -m training export "$WORK/dcgan" --out "$WORK/generator-bundle"
     synthetic_dataset 512 "$WORK/masks512" "$WORK/dataset512"
     "$PYTHON" -m training srgan --data "$WORK/dataset512" --out "$WORK/sr" --architecture realtime \
         --num-filters 24 --num-layers 5 --hr-channels 4 --hr-size 96 --batch-size 16 --holdout 64 \
@@ -42,8 +55,6 @@ if [ "$RESUME" = 0 ]; then
         --strategy cpu --checkpoint-every 250 --sample-every 500 --seed 1 \
         --generator-bundle "$WORK/generator-bundle" --generator-fraction 0.5
 else
-    "$PYTHON" -m training dcgan --out "$WORK/dcgan" --resume --steps "$DCGAN_STEPS"
-    "$PYTHON" -m training export "$WORK/dcgan" --out "$WORK/generator-bundle"
     "$PYTHON" -m training srgan --out "$WORK/sr" --resume --pretrain-steps "$SR_PRETRAIN_STEPS" \
         --gan-steps "$SR_GAN_STEPS"
 fi
