@@ -230,6 +230,6 @@ def test_a_run_folder_in_the_flat_config_layout_resumes_at_its_step(tiny_dataset
     # Options added since are stored with their defaults.
     assert stored == {**flat, "steps": 4, "top_block": False, "rgb_upsampling": None, "mode_seeking": 0.0,
                       "mode_seeking_distance": "pixels", "mode_seeking_bound": 0.0,
-                      "spectral_weight": 0.0}
+                      "spectral_weight": 0.0, "checkerboard_weight": 0.0}
     resolved = prepare_run_dir(run, DCGANConfig(data="", out=str(run)), resume=True)
     assert resolved.strategy == StrategyConfig("cpu") and resolved.steps == 4

@@ -169,10 +169,10 @@ VARIANTS = {
                                                         "minibatch_stddev": True, "augment": "color,translation",
                                                         "flip": True, "ema_decay": 0.9, "mode_seeking": 1.0,
                                                         "mode_seeking_bound": 0.2, "generator_updates": 2},
-    "kept, bounded mode seeking, spectral term": {"upsampling": "resize", "rgb_upsampling": "subpixel",
-                                                  "minibatch_stddev": True, "ema_decay": 0.9, "mode_seeking": 1.0,
-                                                  "mode_seeking_bound": 0.2, "spectral_weight": 1.0,
-                                                  "generator_updates": 2},
+    "kept, bounded mode seeking, spectral and checkerboard terms": {
+        "upsampling": "resize", "rgb_upsampling": "subpixel", "minibatch_stddev": True, "ema_decay": 0.9,
+        "mode_seeking": 1.0, "mode_seeking_bound": 0.2, "spectral_weight": 1.0, "checkerboard_weight": 1.0,
+        "generator_updates": 2},
 }
 
 
@@ -276,7 +276,9 @@ def test_options_are_validated_with_the_allowed_values(tiny_dataset, tmp_path):
                              ({"mode_seeking_bound": 3.0},
                               r"mode_seeking_bound 3.0 is outside the allowed range 0..2"),
                              ({"spectral_weight": -0.5},
-                              r"spectral_weight -0.5 is outside the allowed range 0..100")]:
+                              r"spectral_weight -0.5 is outside the allowed range 0..100"),
+                             ({"checkerboard_weight": 101.0},
+                              r"checkerboard_weight 101.0 is outside the allowed range 0..100")]:
         with pytest.raises(ValueError, match=message):
             tiny_config(tiny_dataset, tmp_path, **options)
 
@@ -378,3 +380,38 @@ def test_the_spectral_term_measures_what_the_quality_command_measures_and_lifts_
     assert float(spectral_distance(images, real)) < float(distance)
     assert (batch_radial_spectrum(images).numpy()[finest].sum()
             > batch_radial_spectrum(blurred).numpy()[finest].sum())
+
+
+def test_the_checkerboard_term_is_the_quality_commands_ratio_and_only_removes_a_pattern():
+    """batch_checkerboard_power is training.quality's checkerboard power (4x, images in [-1, 1]); the term is the
+    log of the checkerboard ratio where it exceeds 1, zero for the same batch or a smoother one, and its gradient on
+    a batch with a period-2 pattern takes the pattern out."""
+    from training import quality
+    from training.spectral_loss import batch_checkerboard_power, checkerboard_excess
+
+    rng = np.random.default_rng(1)
+    coarse = rng.uniform(0, 255, (8, 8, 8, 3))
+    smooth = tf.image.resize(coarse, [32, 32], method="bicubic").numpy() + rng.normal(0, 6, (8, 32, 32, 3))
+    real_uint8 = np.clip(smooth, 0, 255).astype(np.uint8)
+    pattern = 24.0 * (np.indices((32, 32)).sum(axis=0) % 2)  # a one-pixel checkerboard, 0 or 24
+    patterned_uint8 = np.clip(smooth + pattern[None, :, :, None], 0, 255).astype(np.uint8)
+    real, patterned = (tf.constant(images.astype(np.float32) / 127.5 - 1.0)
+                       for images in (real_uint8, patterned_uint8))
+    expected = quality.checkerboard_power(quality.power_spectra(real_uint8))
+    np.testing.assert_allclose(float(batch_checkerboard_power(real)), 4 * expected, rtol=1e-3)
+
+    ratio = quality.spectral_figures(patterned_uint8, real_uint8)["checkerboard_ratio"]
+    assert ratio > 1.5
+    np.testing.assert_allclose(float(checkerboard_excess(patterned, real)), np.log(ratio), rtol=1e-3)
+    assert float(checkerboard_excess(real, real)) == 0.0
+    assert float(checkerboard_excess(tf.nn.avg_pool2d(real, 3, 1, "SAME"), real)) == 0.0  # less power: no cost
+
+    images, excesses = tf.Variable(patterned), []
+    for _ in range(10):
+        with tf.GradientTape() as tape:
+            excess = checkerboard_excess(images, real)
+        step = tape.gradient(excess, images)
+        images.assign_sub(0.02 * step / tf.reduce_max(tf.abs(step)))
+        excesses.append(float(excess))
+    assert all(later < earlier for earlier, later in zip(excesses, excesses[1:]))
+    assert float(checkerboard_excess(images, real)) < 0.5 * excesses[0]

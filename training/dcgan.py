@@ -18,7 +18,7 @@ from training.options import check_options, option, to_flat_dict
 from training.precision import PRECISIONS, agree_on_finite, check_precision, dtype_policy
 from training.quality import COMPARE_SIZE
 from training.runs import CHECKPOINT_DIR, image_grid, publish_samples, run_path, to_uint8
-from training.spectral_loss import spectral_distance
+from training.spectral_loss import checkerboard_excess, spectral_distance
 from training.standing_statistics import standing_statistics
 from training.strategy import nest_strategy
 
@@ -85,6 +85,9 @@ class DCGANConfig(ControllerConfig):
     spectral_weight: float = option(0.0, "Weight of the spectral term (Durall et al. 2020): the mean absolute log "
                                     "ratio of each batch's radial power spectrum to the real batch's, so the "
                                     "finest octave is neither short nor in excess (0: off).", range="0..100")
+    checkerboard_weight: float = option(0.0, "Weight of the checkerboard term: the log of each batch's checkerboard "
+                                        "ratio (power at periods 2 and 4 against the real batch's, as the quality "
+                                        "command measures it) where it exceeds 1 (0: off).", range="0..100")
     discriminator_learning_rate: float | None = option(None, "The discriminator's own learning rate (TTUR); "
                                                        "unset, it is --learning-rate.", range="(0, 1]")
     mixed_precision: str = option("none", "Compute precision: mixed_float16 on GPUs (with loss scaling), "
@@ -221,7 +224,7 @@ class DCGANTrainer(Trainer):
 
     def generator_objective(self, adversarial_loss, latent, fake_images, real_images):
         """G's averaged loss, the same in every G update: the adversarial term, plus mode seeking and the
-        spectral term (this replica's batch against its real batch) when on."""
+        spectral and checkerboard terms (this replica's batch against its real batch) when on."""
         config = self.config
         loss = self.average(adversarial_loss)
         if config.mode_seeking:
@@ -229,6 +232,9 @@ class DCGANTrainer(Trainer):
                                                    config.mode_seeking_distance, config.mode_seeking_bound))
         if config.spectral_weight:
             term = config.spectral_weight * spectral_distance(fake_images, real_images)
+            loss += self.average(tf.fill(tf.shape(latent)[:1], term))
+        if config.checkerboard_weight:
+            term = config.checkerboard_weight * checkerboard_excess(fake_images, real_images)
             loss += self.average(tf.fill(tf.shape(latent)[:1], term))
         return loss
 

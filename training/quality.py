@@ -81,18 +81,18 @@ def radial_profile(spectrum: np.ndarray) -> np.ndarray:
     return sums[1 : limit + 1] / np.maximum(counts[1 : limit + 1], 1)
 
 
-def checkerboard_power(spectrum: np.ndarray) -> float:
-    """Power at every frequency whose period is 2 or 4 pixels along each axis (or constant along one)."""
-    size = spectrum.shape[0]
+def checkerboard_frequencies(size: int) -> list[tuple[int, int]]:
+    """(row, column) in an fft-shifted size x size spectrum of every frequency whose period is 2 or 4 pixels
+    along each axis (or constant along one): where transposed convolutions and pixel shuffles paint their pattern."""
     centre = size // 2
     offsets = sorted({0, size // 4, size // 2, -size // 4})
-    total = 0.0
-    for row in offsets:
-        for column in offsets:
-            if row == 0 and column == 0:
-                continue
-            total += spectrum[(centre + row) % size, (centre + column) % size]
-    return float(total)
+    return [((centre + row) % size, (centre + column) % size) for row in offsets for column in offsets
+            if (row, column) != (0, 0)]
+
+
+def checkerboard_power(spectrum: np.ndarray) -> float:
+    """Power at the checkerboard frequencies of a centred square spectrum."""
+    return float(sum(spectrum[row, column] for row, column in checkerboard_frequencies(spectrum.shape[0])))
 
 
 SPECTRUM_BANDS = ((0, 1 / 8), (1 / 8, 1 / 4), (1 / 4, 1 / 2), (1 / 2, 3 / 4), (3 / 4, 7 / 8), (7 / 8, 1))
