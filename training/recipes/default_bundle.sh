@@ -22,15 +22,16 @@ if [ "$RESUME" = 0 ]; then
     # RGB, the non-saturating loss against a batch-normalised discriminator that sees each batch's variety
     # (minibatch standard deviation), DiffAugment (colour, translation) on real and generated images alike, mirrored
     # reals, bounded mode seeking against repeated faces, the spectral term that holds each batch's radial power
-    # spectrum to the collection's (its finest octave above all), and the exponential moving average of G's weights
-    # as the export, its batch-norm statistics re-estimated for those weights. (Hinge loss with a spectrally
-    # normalised D at this width learned too slowly on a CPU budget: its D loss stayed near chance and the samples
-    # collapsed; see bench/README.md.)
+    # spectrum to the collection's (its finest octave above all), the checkerboard term that holds the 15 period-2
+    # and period-4 frequencies the radial spectrum cannot see under the collection's, and the exponential moving
+    # average of G's weights as the export, its batch-norm statistics re-estimated for those weights. (Hinge loss
+    # with a spectrally normalised D at this width learned too slowly on a CPU budget: its D loss stayed near
+    # chance and the samples collapsed; see bench/README.md.)
     "$PYTHON" -m training dcgan --data "$WORK/dataset" --out "$WORK/dcgan" --resolution 128 --width-multiplier 0.25 \
         --steps "$DCGAN_STEPS" --batch-size 32 --strategy cpu --sample-every 500 --checkpoint-every 250 \
         --keep-checkpoints 20 --seed 3 --upsampling resize --loss bce --minibatch-stddev true \
         --augment color,translation --flip true --ema-decay 0.999 --rgb-upsampling subpixel --mode-seeking 1 \
-        --mode-seeking-bound 0.2 --spectral-weight 2
+        --mode-seeking-bound 0.2 --spectral-weight 2 --checkerboard-weight 1
 else
     "$PYTHON" -m training dcgan --out "$WORK/dcgan" --resume --steps "$DCGAN_STEPS"
 fi
@@ -43,8 +44,10 @@ if [ "$RESUME" = 0 ]; then
     # (training/degrade.py), by L1 pretraining then adversarial fine-tuning (RaGAN) against a patch critic, with
     # the critic's features as content loss and a period penalty against hatching; half of the critic's fakes are
     # the generator's own frames upscaled (unpaired: they have no original), so it learns to dress those in the
-    # collection's texture; the weight average is exported. 24 filters x 5 layers + 4 full-size channels: chosen
-    # by bench/sr_latency.py to leave room for the generator inside 30 new frames a second at 512 px.
+    # collection's texture, held to their shapes (each upscaled frame shrunk back x4 must match the frame) and
+    # kept free of the grid-locked and local grain that the adversarial terms print into them; the weight average
+    # is exported. 24 filters x 5 layers + 4 full-size channels: chosen by bench/sr_latency.py to leave room for
+    # the generator inside 30 new frames a second at 512 px.
     synthetic_dataset 512 "$WORK/masks512" "$WORK/dataset512"
     "$PYTHON" -m training srgan --data "$WORK/dataset512" --out "$WORK/sr" --architecture realtime \
         --num-filters 24 --num-layers 5 --hr-channels 4 --hr-size 96 --batch-size 16 --holdout 64 \
@@ -53,7 +56,8 @@ if [ "$RESUME" = 0 ]; then
         --gan-loss ragan --content-loss discriminator --content-weight 1 --pixel-weight 1 --period-weight 10 \
         --adversarial-weight 0.01 --ema-decay 0.99 --gan-learning-rate 2e-4 --discriminator-learning-rate 2e-4 \
         --strategy cpu --checkpoint-every 250 --sample-every 500 --seed 1 \
-        --generator-bundle "$WORK/generator-bundle" --generator-fraction 0.5
+        --generator-bundle "$WORK/generator-bundle" --generator-fraction 0.5 --generator-period-weight 10 \
+        --generator-consistency-weight 2 --generator-grain-weight 1
 else
     "$PYTHON" -m training srgan --out "$WORK/sr" --resume --pretrain-steps "$SR_PRETRAIN_STEPS" \
         --gan-steps "$SR_GAN_STEPS"
