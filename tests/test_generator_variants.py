@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -413,5 +414,5 @@ def test_the_checkerboard_term_is_the_quality_commands_ratio_and_only_removes_a_
         step = tape.gradient(excess, images)
         images.assign_sub(0.02 * step / tf.reduce_max(tf.abs(step)))
         excesses.append(float(excess))
-    assert all(later < earlier for earlier, later in zip(excesses, excesses[1:]))
+    assert all(later < earlier for earlier, later in pairwise(excesses))
     assert float(checkerboard_excess(images, real)) < 0.5 * excesses[0]
