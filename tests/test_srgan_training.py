@@ -193,6 +193,67 @@ def test_export_reloads_in_a_fresh_process_with_identical_outputs(trained_run, t
     np.testing.assert_allclose(reloaded, expected, rtol=0, atol=1e-6)
 
 
+def test_a_run_started_from_an_exported_upscaler_fine_tunes_it(trained_run, tiny_dataset, tmp_path, capsys):
+    """--init-upscaler: the new run's upscaler (and its weight average) begin as the exported one, then train on;
+    a resumed run continues from its own checkpoint, not from the exported weights again."""
+    exported = tmp_path / "exported"
+    export_upscaler(trained_run, exported)
+    source, _, _ = restore_upscaler(trained_run)
+    probe = np.random.default_rng(7).uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
+
+    def outputs(model):
+        return np.asarray(model(probe, training=False))
+
+    trainer = SRGANTrainer(tiny_config(tiny_dataset, tmp_path / "tuned", pretrain_steps=0, gan_steps=2,
+                                       content_loss="pixel", ema_decay=0.9, init_upscaler=str(exported)))
+    for model in (trainer.upscaler, trainer.ema_upscaler):
+        np.testing.assert_allclose(outputs(model), outputs(source), rtol=0, atol=1e-6)
+    fresh = SRGANTrainer(tiny_config(tiny_dataset, tmp_path / "fresh", pretrain_steps=0, gan_steps=2,
+                                     content_loss="pixel"))
+    assert np.abs(outputs(fresh.upscaler) - outputs(source)).max() > 1e-4
+    assert trainer.train()["step"] == 2
+    assert np.abs(outputs(trainer.upscaler) - outputs(source)).max() > 0
+
+    run = tmp_path / "cli"
+    assert main(["srgan", "--data", str(tiny_dataset), "--out", str(run), *FLAGS, "--pretrain-steps", "0",
+                 "--gan-steps", "1", "--content-loss", "pixel", "--learning-rate", "0.01", "--gan-learning-rate",
+                 "0.01", "--init-upscaler", str(exported)]) == 0
+    assert json.loads((run / "config.json").read_text())["init_upscaler"] == str(exported)
+    after_one_step, _, _ = restore_upscaler(run)
+    assert np.abs(outputs(after_one_step) - outputs(source)).max() > 1e-4
+    resumed = SRGANTrainer(tiny_config(tiny_dataset, run, pretrain_steps=0, gan_steps=2, content_loss="pixel",
+                                       init_upscaler=str(exported)))
+    assert resumed.restore() == 1
+    np.testing.assert_allclose(outputs(resumed.upscaler), outputs(after_one_step), rtol=0, atol=1e-6)
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--num-filters", "12"], "holds an upscaler built with --num-filters 8, not 12 as this run asks"),
+    (["--num-layers", "3"], "holds an upscaler built with --num-layers 2, not 3 as this run asks"),
+])
+def test_init_upscaler_of_another_network_is_one_clear_line(trained_run, tiny_dataset, tmp_path, capsys, flags,
+                                                              message):
+    exported = tmp_path / "exported"
+    export_upscaler(trained_run, exported)
+    run = tmp_path / "run"
+    assert main(["srgan", "--data", str(tiny_dataset), "--out", str(run), *FLAGS, *flags, "--content-loss", "pixel",
+                 "--init-upscaler", str(exported)]) == 2
+    errors = error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not run.exists()
+
+
+def test_init_upscaler_without_an_upscaler_is_one_clear_line(tiny_dataset, tmp_path, capsys):
+    generator_only = make_bundle(tmp_path / "bundle", with_upscaler=False)
+    run = tmp_path / "run"
+    assert main(["srgan", "--data", str(tiny_dataset), "--out", str(run), *FLAGS, "--content-loss", "pixel",
+                 "--init-upscaler", str(generator_only)]) == 2
+    errors = error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and "has no upscaler; export one first" in errors[0], errors
+    assert not run.exists()
+
+
 def test_export_into_a_bundle_with_a_generator_takes_its_resolution(trained_run, tmp_path):
     bundle = make_bundle(tmp_path / "bundle", with_upscaler=False)
     manifest = export_upscaler(trained_run, bundle)

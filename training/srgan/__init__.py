@@ -14,6 +14,8 @@ normalised); `content_loss` discriminator (feature matching on the critic's maps
 by `content_weight`; an L1 term (`pixel_weight`); and `ema_decay`, an average of the upscaler's weights that
 export writes. `degradation` generator trains on inputs degraded like GAN frames (training.degrade) instead of
 clean bicubic reductions. Until its first adversarial step a resumed run may still change the STAGE2_SETTINGS.
+`init_upscaler` starts a run from another bundle's upscaler instead of random weights (fine-tuning: an
+upscaler already trained on the collection learns a new generator's frames in a fraction of the steps).
 
 GAN artefacts. The upscaler runs on the DCGAN's 64 px output, which has no high-resolution original, so there
 is no paired target for it. With `generator_bundle` set, stage 2 adds an unpaired adversarial term: crops of

@@ -27,6 +27,9 @@ GAN_LOSSES = ("bce", "hinge", "ragan")
 DEGRADATIONS = ("bicubic", "generator")
 DEGRADE_FIELDS = tuple(field.name for field in dataclasses.fields(degrade.DegradeConfig) if field.name != "scale")
 DEFAULT_FILTERS = {"realtime": 16, "srresnet": 64}
+# What fixes an upscaler's weights: a run started from another upscaler (--init-upscaler) must agree on these.
+NETWORK_FIELDS = {"realtime": ("architecture", "scale", "num_filters", "num_layers", "hr_channels"),
+                  "srresnet": ("architecture", "scale", "num_filters", "num_res_blocks")}
 # The discriminator layer whose activations the "discriminator" content loss compares: 4x filters at 1/8 size.
 DISCRIMINATOR_FEATURE_LAYER = "d5_lrelu"
 # Stage lengths a resumed run may extend (on top of runs.RESUMABLE_OVERRIDES).
@@ -119,6 +122,9 @@ class SRGANConfig(ControllerConfig):
                                            "(periods 2 and 4) exceeds the real crops', in log units, so the "
                                            "upscaler prints no grain into generated frames (see grain_excess).",
                                            range="[0, 100]")
+    init_upscaler: str | None = option(None, "Bundle whose upscaler's weights start this run instead of random "
+                                       "ones: fine-tuning, for example on a new generator's frames with "
+                                       "--pretrain-steps 0. Its network must be the one this run builds.")
     # The SRGAN run reports at intervals of its own.
     checkpoint_every: int = option(1000, "Save a checkpoint every this many steps.", range=EVERY, kw_only=True)
     sample_every: int = option(1000, "Write a sample strip every this many steps.", range=EVERY, kw_only=True)
@@ -199,6 +205,8 @@ def preflight(config: SRGANConfig) -> dict:
             # Raises the models' own FileNotFoundError (what is missing, where to put it, the alternatives)
             # before it builds anything.
             srgan.vgg_content_model(config.vgg_weights, config.vgg_layer, config.content_loss)
+    if config.init_upscaler:
+        check_init_upscaler(config)
     if config.generator_bundle:
         generator = bundle.read_manifest(config.generator_bundle).get("generator")
         if generator is None:
@@ -210,6 +218,26 @@ def preflight(config: SRGANConfig) -> dict:
                 f"{int(generator['resolution']) * config.scale} or less"
             )
     return manifest
+
+
+def check_init_upscaler(config: SRGANConfig) -> None:
+    """--init-upscaler names a bundle with an upscaler whose network (NETWORK_FIELDS) is the one this run builds."""
+    upscaler = bundle.read_manifest(config.init_upscaler).get("upscaler")
+    if upscaler is None:
+        raise ValueError(f"--init-upscaler {config.init_upscaler} has no upscaler; export one first (export-sr)")
+    trained = upscaler.get("training_config", {})
+    ours = to_flat_dict(config)
+    differ = [name for name in NETWORK_FIELDS[config.architecture] if trained.get(name, 0) != ours[name]]
+    if differ:
+        theirs = ", ".join(f"--{name.replace('_', '-')} {trained.get(name)}" for name in differ)
+        mine = ", ".join(f"{ours[name]}" for name in differ)
+        raise ValueError(f"--init-upscaler {config.init_upscaler} holds an upscaler built with {theirs}, not {mine} "
+                         f"as this run asks; pass the same network options")
+
+
+def init_upscaler_weights(config: SRGANConfig) -> list:
+    """The weights of --init-upscaler's upscaler (loaded in safe mode), to start this run's upscaler from."""
+    return bundle.load_model(bundle.model_path(config.init_upscaler, "upscaler")).get_weights()
 
 
 def prepare_srgan_run(config: SRGANConfig, resume: bool, explicit: set[str] = frozenset()) -> SRGANConfig:

@@ -18,6 +18,7 @@ from training.srgan.config import (
     SRGANConfig,
     build_discriminator,
     build_upscaler,
+    init_upscaler_weights,
     preflight,
 )
 from training.srgan.losses import (
@@ -53,6 +54,9 @@ class SRGANTrainer(Trainer):
         super().__init__(config, strategy)
         with self.strategy.scope():
             self.upscaler = build_upscaler(config)
+            if config.init_upscaler:
+                # A resumed run's checkpoint replaces these weights again; a fresh one starts from them.
+                self.upscaler.set_weights(init_upscaler_weights(config))
             self.ema_upscaler = None
             if config.ema_decay:
                 self.ema_upscaler = build_upscaler(config)
