@@ -172,6 +172,21 @@ def test_the_chosen_checkpoint_meets_the_targets_before_it_lowers_the_swd():
         quality.choose_checkpoint({})
 
 
+def test_display_targets_judge_the_upscaled_frames_against_bicubic_enlargement():
+    def report(swd, bicubic_swd=100.0, **overrides):
+        generated = {"swd": swd, "log_spectral_distance": 0.2, "checkerboard_ratio": 1.0,
+                     "high_frequency_ratio": 0.6, **overrides}
+        return {"generated": generated, "bicubic": {"swd": bicubic_swd}}
+
+    assert quality.display_target_misses(report(60.0)) == []
+    # The SWD target is relative: 40% below the same frames enlarged by bicubic interpolation.
+    assert quality.display_target_misses(report(61.0)) == ["swd_share_of_bicubic"]
+    assert quality.display_target_misses(report(61.0, bicubic_swd=110.0)) == []
+    assert quality.display_target_misses(report(50.0, log_spectral_distance=0.72, checkerboard_ratio=1.7,
+                                                high_frequency_ratio=0.23)) == [
+        "log_spectral_distance", "checkerboard_ratio", "high_frequency_ratio"]
+
+
 def test_choose_step_measures_each_checkpoint_and_prints_the_chosen_one(tiny_dataset, tmp_path):
     run, choice_path = tmp_path / "run", tmp_path / "choice.json"
     trained = subprocess.run(

@@ -284,6 +284,24 @@ def target_misses(figures: dict) -> list[str]:
     return [name for name, (low, high) in GENERATOR_TARGETS.items() if not low <= figures[name] <= high]
 
 
+# Issue 14's targets for a bundle at the display size (its frames upscaled x4, against the collection rendered at
+# that size): figure -> (low, high). "swd_share_of_bicubic" is the frames' SWD over that of the same generator frames
+# enlarged by bicubic interpolation: the upscaler must take 40% of it away.
+DISPLAY_TARGETS = {
+    "swd_share_of_bicubic": (0.0, 0.6),
+    "log_spectral_distance": (0.0, 0.35),
+    "checkerboard_ratio": (0.0, 1.5),
+    "high_frequency_ratio": (0.5, float("inf")),
+}
+
+
+def display_target_misses(report: dict) -> list[str]:
+    """The names of a display report's figures (quality_report with a "bicubic" alternative) outside
+    DISPLAY_TARGETS."""
+    figures = {**report["generated"], "swd_share_of_bicubic": report["generated"]["swd"] / report["bicubic"]["swd"]}
+    return [name for name, (low, high) in DISPLAY_TARGETS.items() if not low <= figures[name] <= high]
+
+
 def choose_checkpoint(figures_by_step: dict[int, dict]) -> int:
     """The step whose frames miss the fewest targets; among those, the lowest SWD; then the later step."""
     if not figures_by_step:
