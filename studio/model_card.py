@@ -125,6 +125,7 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
     sr = run_events(sr_run, manifest.get("upscaler", {}).get("steps")) if sr_run else None
     upscaler = manifest.get("upscaler", {})
     metrics = upscaler.get("metrics", {})
+    base = upscaler.get("training_config", {}).get("init_upscaler")
     index = manifest.get("index", {})
     novelty = json.loads(inspect_report.read_text())["summary"] if inspect_report else {}
     config = generator.get("training_config", {})
@@ -144,7 +145,8 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
         "offline. It depicts no real tradition and no real object.", "",
         "![sample grid](sample_grid.png)", "",
         "## Reproduce", "",
-        f"`bash {recipe}` rebuilds this bundle from nothing." if recipe else "", "",
+        (f"`bash {recipe}` rebuilds this bundle from nothing"
+         + (f" but the base upscaler it fine-tunes (`{base}`)." if base else ".")) if recipe else "", "",
         "```", recipe.read_text().strip() if recipe else "", "```", "",
         "## Generator", "",
         f"- DCGAN {generator['resolution']} px, latent {generator['latent_dim']}, width multiplier "
@@ -165,7 +167,9 @@ def write_card(bundle_dir: Path, dcgan_runs: list[Path], sr_run: Path | None, in
         "## Upscaler", "",
         f"- {upscaler.get('architecture', 'none')} x{upscaler.get('scale', '-')}, "
         f"{upscaler.get('input_size', '-')} -> {upscaler.get('output_size', '-')} px, "
-        f"{upscaler.get('steps', '-')} steps; wall time {hours(sr)}.",
+        f"{upscaler.get('steps', '-')} steps; wall time {hours(sr)}."
+        + (f" Fine-tuned from the upscaler of `{base}` (its own model card or README says how that was trained)."
+           if base else ""),
         f"- Held-out evaluation: PSNR-Y {figure(metrics, 'psnr_y')} dB vs bicubic "
         f"{figure(metrics, 'bicubic_psnr_y')} dB; SSIM-Y {figure(metrics, 'ssim_y', 4)} vs "
         f"{figure(metrics, 'bicubic_ssim_y', 4)}; PSNR-RGB {figure(metrics, 'psnr_rgb')} dB vs "

@@ -13,6 +13,7 @@ from models.features import load_thumbnails
 from models.render import Renderer
 from studio.model_card import measure_diversity
 from training import synthetic
+from training.quality import display_target_misses, target_misses
 
 DEFAULT = Path(__file__).resolve().parents[1] / "assets" / "models" / "default"
 
@@ -53,6 +54,19 @@ def test_manifest_is_complete_and_consistent_with_the_files(bundle):
     assert (DEFAULT / "MODEL_CARD.md").read_text().splitlines()[0] == "# Model card: default"
     size = sum(path.stat().st_size for path in DEFAULT.rglob("*") if path.is_file())
     assert size <= 40 * 2**20, f"bundle is {size / 2**20:.1f} MB"  # the flagship's budget (issue 15)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 is open: the bundled default's generator misses the 128 px "
+                   "log-spectral target (0.107 > 0.07); drop this mark when a bundle that meets both is published")
+def test_its_recorded_quality_meets_the_generator_and_display_targets(bundle):
+    """The figures the model card quotes, read from the manifest: issue 14's targets at 128 px and at 512 px."""
+    quality = bundle.manifest["quality"]
+    generator, display = quality["generator"], quality["display"]
+    assert generator["size"] == 128 and display["size"] == 512 and display["display"]
+    assert target_misses(generator["generated"]) == [], generator["generated"]
+    assert display_target_misses(display) == [], display["generated"]
+    upscaler = bundle.manifest["upscaler"]["metrics"]
+    assert upscaler["psnr_y"] > upscaler["bicubic_psnr_y"]
 
 
 def test_it_renders_through_the_real_render_path(renderer):
