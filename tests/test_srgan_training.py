@@ -206,6 +206,7 @@ def test_a_run_started_from_an_exported_upscaler_fine_tunes_it(trained_run, tiny
 
     trainer = SRGANTrainer(tiny_config(tiny_dataset, tmp_path / "tuned", pretrain_steps=0, gan_steps=2,
                                        content_loss="pixel", ema_decay=0.9, init_upscaler=str(exported)))
+    assert trainer.restore() == 0
     for model in (trainer.upscaler, trainer.ema_upscaler):
         np.testing.assert_allclose(outputs(model), outputs(source), rtol=0, atol=1e-6)
     fresh = SRGANTrainer(tiny_config(tiny_dataset, tmp_path / "fresh", pretrain_steps=0, gan_steps=2,

@@ -54,9 +54,6 @@ class SRGANTrainer(Trainer):
         super().__init__(config, strategy)
         with self.strategy.scope():
             self.upscaler = build_upscaler(config)
-            if config.init_upscaler:
-                # A resumed run's checkpoint replaces these weights again; a fresh one starts from them.
-                self.upscaler.set_weights(init_upscaler_weights(config))
             self.ema_upscaler = None
             if config.ema_decay:
                 self.ema_upscaler = build_upscaler(config)
@@ -92,6 +89,17 @@ class SRGANTrainer(Trainer):
         self.pretrain_steps = self.loop(self.pretrain_replica_step, 2, self.after_step)
         self.gan_steps = self.loop(self.gan_replica_step, len(GAN_METRICS), self.after_step)
         self._samples = None
+
+    def restore(self) -> int:
+        """Resume at the saved step; a new run with --init-upscaler starts its upscaler (and weight average) from
+        that bundle's, as dcgan's --init-from does for its networks."""
+        if self.config.init_upscaler and tf.train.latest_checkpoint(str(self.places.restore_dir)) is None:
+            weights = init_upscaler_weights(self.config)
+            for model in (self.upscaler, self.ema_upscaler):
+                if model is not None:
+                    model.set_weights(weights)
+            return int(self.step)
+        return super().restore()
 
     def phases(self) -> list[Phase]:
         config = self.config
