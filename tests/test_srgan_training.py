@@ -245,6 +245,25 @@ def test_init_upscaler_of_another_network_is_one_clear_line(trained_run, tiny_da
     assert not run.exists()
 
 
+def test_init_upscaler_that_does_not_record_a_network_field_is_one_clear_line(trained_run, tiny_dataset, tmp_path,
+                                                                             capsys):
+    """A field the bundle does not record is a mismatch, never assumed; only hr_channels, which bundles written
+    before it existed lack, reads as the 0 they were built with."""
+    exported = tmp_path / "exported"
+    export_upscaler(trained_run, exported)
+    manifest_path = exported / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["upscaler"]["training_config"]["num_filters"]
+    del manifest["upscaler"]["training_config"]["hr_channels"]
+    manifest_path.write_text(json.dumps(manifest))
+    run = tmp_path / "run"
+    assert main(["srgan", "--data", str(tiny_dataset), "--out", str(run), *FLAGS, "--content-loss", "pixel",
+                 "--init-upscaler", str(exported)]) == 2
+    errors = error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and "built with --num-filters (unrecorded), not 8 as this run asks" in errors[0], errors
+    assert not run.exists()
+
+
 def test_init_upscaler_without_an_upscaler_is_one_clear_line(tiny_dataset, tmp_path, capsys):
     generator_only = make_bundle(tmp_path / "bundle", with_upscaler=False)
     run = tmp_path / "run"

@@ -30,6 +30,8 @@ DEFAULT_FILTERS = {"realtime": 16, "srresnet": 64}
 # What fixes an upscaler's weights: a run started from another upscaler (--init-upscaler) must agree on these.
 NETWORK_FIELDS = {"realtime": ("architecture", "scale", "num_filters", "num_layers", "hr_channels"),
                   "srresnet": ("architecture", "scale", "num_filters", "num_res_blocks")}
+# Network fields added after bundles were first written, with the value every bundle that lacks them was built with.
+NETWORK_FIELDS_ADDED_LATER = {"hr_channels": 0}
 # The discriminator layer whose activations the "discriminator" content loss compares: 4x filters at 1/8 size.
 DISCRIMINATOR_FEATURE_LAYER = "d5_lrelu"
 # Stage lengths a resumed run may extend (on top of runs.RESUMABLE_OVERRIDES).
@@ -171,7 +173,7 @@ def build_upscaler(config: SRGANConfig | dict) -> keras.Model:
     values = to_flat_dict(config) if isinstance(config, SRGANConfig) else config
     if values["architecture"] == "realtime":
         kwargs = {"num_filters": values["num_filters"], "num_layers": values["num_layers"],
-                  "hr_channels": values.get("hr_channels", 0)}
+                  "hr_channels": values.get("hr_channels", NETWORK_FIELDS_ADDED_LATER["hr_channels"])}
     else:
         kwargs = {"num_filters": values["num_filters"], "num_res_blocks": values["num_res_blocks"]}
     return srgan.build_upscaler(values["architecture"], scale=values["scale"], **kwargs)
@@ -227,9 +229,10 @@ def check_init_upscaler(config: SRGANConfig) -> None:
         raise ValueError(f"--init-upscaler {config.init_upscaler} has no upscaler; export one first (export-sr)")
     trained = upscaler.get("training_config", {})
     ours = to_flat_dict(config)
-    differ = [name for name in NETWORK_FIELDS[config.architecture] if trained.get(name, 0) != ours[name]]
+    recorded = {**NETWORK_FIELDS_ADDED_LATER, **trained}
+    differ = [name for name in NETWORK_FIELDS[config.architecture] if recorded.get(name) != ours[name]]
     if differ:
-        theirs = ", ".join(f"--{name.replace('_', '-')} {trained.get(name)}" for name in differ)
+        theirs = ", ".join(f"--{name.replace('_', '-')} {recorded.get(name, '(unrecorded)')}" for name in differ)
         mine = ", ".join(f"{ours[name]}" for name in differ)
         raise ValueError(f"--init-upscaler {config.init_upscaler} holds an upscaler built with {theirs}, not {mine} "
                          f"as this run asks; pass the same network options")
